@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# README command 1: set up the machine, build and install the release build, start a
+# local cluster, create the extension, load the demo marketplace and show it working.
+# Safe to re-run: the demo database is recreated each time.
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+
+bash "$REPO_ROOT/scripts/setup.sh"
+install_extension release
+cluster_start demo sponsorship_demo
+
+say "creating the extension"
+psql -X -q -v ON_ERROR_STOP=1 <<'SQL'
+SET client_min_messages = warning;
+DROP EXTENSION IF EXISTS sponsorship CASCADE;
+CREATE EXTENSION sponsorship CASCADE;
+SQL
+
+say "loading the demo marketplace"
+start=$(date +%s)
+psql -X -q -v ON_ERROR_STOP=1 -f "$REPO_ROOT/demo/load_marketplace.sql"
+say "loaded in $(( $(date +%s) - start ))s"
+
+psql -X -q -v ON_ERROR_STOP=1 -f "$REPO_ROOT/demo/summary.sql"
+
+echo
+say "the demo cluster is still running; explore it with:"
+echo "    psql -h $PGHOST -p $PGPORT -U postgres sponsorship_demo"
+echo "    (stop it: runuser -u postgres -- $PG_BIN/pg_ctl -D $CLUSTER_ROOT/demo/data stop)"

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# README command 2: runs every test.
+#   1. pure unit tests and the in-database #[pg_test] suites (cargo pgrx test, which starts
+#      its own throwaway cluster as the postgres user);
+#   2. the out-of-process tests in tests/ against a fresh cluster running the installed
+#      extension with pgvector and pg_cron.
+# Sets the machine up first (skipping what is already there). Safe to re-run.
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+
+bash "$REPO_ROOT/scripts/setup.sh"
+
+PGRX_TEST_DATA="${SPONSORSHIP_PGRX_TEST_PGDATA:-/tmp/sponsorship-pgrx-test}"
+stop_all_clusters
+# cargo pgrx test installs its own build: never under a server that has the old one loaded.
+rm -f "$("$PG_CONFIG" --pkglibdir)/sponsorship.so"
+say "unit tests and #[pg_test] suites"
+(cd "$REPO_ROOT" && cargo pgrx test pg15 --runas postgres --pgdata "$PGRX_TEST_DATA")
+
+# The pg_test build is now installed; put the real one back before the integration tests.
+install_extension release
+# A new cluster each run: roles and leftovers of earlier runs must not hide install bugs.
+rm -rf "$CLUSTER_ROOT/test"
+cluster_start test postgres
+trap 'cluster_stop test' EXIT
+say "out-of-process tests against $PGHOST:$PGPORT"
+(cd "$REPO_ROOT" && SPONSORSHIP_TEST_PGHOST="$PGHOST" SPONSORSHIP_TEST_PGPORT="$PGPORT" \
+   cargo test -p sponsorship-integration-tests -- --test-threads=2)
+say "all tests passed"

@@ -1,0 +1,125 @@
+-- Event quality scores (SPEC §3). The formula lives in Rust (src/quality.rs) and is called
+-- per event through event_quality_components(); this view gathers its inputs.
+
+CREATE MATERIALIZED VIEW sponsorship.mv_event_quality_scores AS
+WITH category_counts AS (
+    SELECT lower(category) AS category, count(*) AS events
+      FROM sponsorship.events
+     WHERE category IS NOT NULL
+     GROUP BY lower(category)
+), largest AS (
+    SELECT max(events) AS events FROM category_counts
+)
+SELECT e.id                             AS event_id,
+       e.org_id,
+       e.category,
+       (i.event_id IS NOT NULL)         AS has_insights,
+       q.engagement_rate,
+       q.conversion,
+       q.recency,
+       q.content,
+       q.category_popularity,
+       q.volume,
+       q.social_proof,
+       q.sentiment,
+       q.final_quality_score,
+       q.quality_tier,
+       now()                            AS computed_at
+  FROM sponsorship.events e
+  LEFT JOIN sponsorship.event_audience_insights i ON i.event_id = e.id
+  LEFT JOIN category_counts c ON c.category = lower(e.category)
+ CROSS JOIN largest
+ CROSS JOIN LATERAL sponsorship.event_quality_components(
+        i.engagement_score::float8,
+        i.ticket_conversion_rate::float8,
+        extract(epoch FROM (now() - e.start_at))::float8 / 86400.0,
+        length(COALESCE(e.description, ''))::bigint,
+        e.category IS NOT NULL,
+        e.city IS NOT NULL,
+        c.events::float8 / NULLIF(largest.events, 0)::float8,
+        i.attendee_count::bigint,
+        i.social_mentions::bigint,
+        i.sentiment_score::float8) q;
+
+CREATE UNIQUE INDEX mv_event_quality_scores_event_idx ON sponsorship.mv_event_quality_scores (event_id);
+CREATE INDEX mv_event_quality_scores_tier_idx ON sponsorship.mv_event_quality_scores (quality_tier);
+COMMENT ON MATERIALIZED VIEW sponsorship.mv_event_quality_scores IS
+    'Per event: eight quality components in [0,1] (engagement rate, conversion, recency, content, category popularity, '
+    'volume, social proof, sentiment), final_quality_score in [0,1] and quality_tier (premium >= 0.8, high >= 0.6, '
+    'medium >= 0.4, else low). Refresh with refresh_event_quality_scores().';
+
+-- Refreshes a materialized view of this extension and records the run in mv_refresh_log.
+-- A failure is raised to the caller (naming the view), never swallowed.
+-- SECURITY DEFINER: only the owner may refresh a materialized view; EXECUTE is granted to
+-- service_role alone (see 40_security.sql).
+CREATE FUNCTION sponsorship.refresh_materialized_view(p_view text, p_concurrently boolean DEFAULT true)
+RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER
+AS $fn$
+DECLARE
+    v_rel         regclass;
+    v_started     timestamptz := clock_timestamp();
+    v_concurrent  boolean;
+    v_rows        bigint;
+    v_state       text;
+    v_message     text;
+BEGIN
+    SELECT c.oid INTO v_rel
+      FROM pg_catalog.pg_class c
+     WHERE c.relnamespace = 'sponsorship'::regnamespace AND c.relname = p_view AND c.relkind = 'm';
+    IF v_rel IS NULL THEN
+        RAISE EXCEPTION 'materialized view sponsorship.% does not exist', p_view
+              USING ERRCODE = 'undefined_table';
+    END IF;
+    -- CONCURRENTLY needs a populated view; the first refresh is a plain one.
+    v_concurrent := p_concurrently AND (SELECT relispopulated FROM pg_catalog.pg_class WHERE oid = v_rel);
+    BEGIN
+        IF v_concurrent THEN
+            EXECUTE format('REFRESH MATERIALIZED VIEW CONCURRENTLY %s', v_rel);
+        ELSE
+            EXECUTE format('REFRESH MATERIALIZED VIEW %s', v_rel);
+        END IF;
+        EXECUTE format('SELECT count(*) FROM %s', v_rel) INTO v_rows;
+    EXCEPTION WHEN OTHERS THEN
+        GET STACKED DIAGNOSTICS v_state = RETURNED_SQLSTATE, v_message = MESSAGE_TEXT;
+        RAISE EXCEPTION 'refreshing sponsorship.% failed: %', p_view, v_message USING ERRCODE = v_state;
+    END;
+    INSERT INTO sponsorship.mv_refresh_log
+           (view_name, started_at, finished_at, duration_ms, concurrent, status, row_count)
+    VALUES (p_view, v_started, clock_timestamp(),
+            extract(epoch FROM clock_timestamp() - v_started) * 1000, v_concurrent, 'ok', v_rows);
+    RETURN v_rows;
+END
+$fn$;
+COMMENT ON FUNCTION sponsorship.refresh_materialized_view(text, boolean) IS
+    'Refreshes sponsorship.<view> (concurrently when it is populated) and logs the run in mv_refresh_log; '
+    'a failure is raised to the caller. Returns the row count.';
+
+CREATE FUNCTION sponsorship.refresh_event_quality_scores() RETURNS bigint
+LANGUAGE sql
+AS $fn$ SELECT sponsorship.refresh_materialized_view('mv_event_quality_scores', true) $fn$;
+COMMENT ON FUNCTION sponsorship.refresh_event_quality_scores() IS
+    'Refreshes mv_event_quality_scores concurrently and logs the run in mv_refresh_log; returns the row count.';
+
+-- Top matches per event and per sponsor, from the scored pairs in sponsorship_matches.
+CREATE MATERIALIZED VIEW sponsorship.mv_sponsor_event_fit_scores AS
+SELECT m.event_id,
+       m.sponsor_id,
+       m.score,
+       m.status,
+       m.overlap_metrics,
+       m.computed_at,
+       m.rank_for_event,
+       m.rank_for_sponsor
+  FROM (SELECT sm.*,
+               row_number() OVER (PARTITION BY sm.event_id ORDER BY sm.score DESC, sm.sponsor_id) AS rank_for_event,
+               row_number() OVER (PARTITION BY sm.sponsor_id ORDER BY sm.score DESC, sm.event_id) AS rank_for_sponsor
+          FROM sponsorship.sponsorship_matches sm
+         WHERE sm.status <> 'rejected') m
+ WHERE m.rank_for_event <= 25 OR m.rank_for_sponsor <= 25;
+CREATE UNIQUE INDEX mv_sponsor_event_fit_scores_pair_idx
+    ON sponsorship.mv_sponsor_event_fit_scores (event_id, sponsor_id);
+CREATE INDEX mv_sponsor_event_fit_scores_sponsor_idx
+    ON sponsorship.mv_sponsor_event_fit_scores (sponsor_id, rank_for_sponsor);
+COMMENT ON MATERIALIZED VIEW sponsorship.mv_sponsor_event_fit_scores IS
+    'The 25 best-scored sponsors of each event and the 25 best-scored events of each sponsor (rejected pairs excluded).';

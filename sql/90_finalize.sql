@@ -1,0 +1,42 @@
+-- Runs last. Pins the search_path of every function of the extension (pg_catalog first,
+-- pg_temp last, pgvector's schema wherever pgvector lives), and replaces PUBLIC's default
+-- EXECUTE with grants to the API roles. Functions that must not be callable by API users
+-- (SECURITY DEFINER maintenance) are for service_role only.
+
+DO $pin$
+DECLARE
+    v_vector_schema  text;
+    v_path           text;
+    f                record;
+BEGIN
+    SELECT n.nspname INTO v_vector_schema
+      FROM pg_catalog.pg_extension e JOIN pg_catalog.pg_namespace n ON n.oid = e.extnamespace
+     WHERE e.extname = 'vector';
+    v_path := 'pg_catalog, sponsorship';
+    IF v_vector_schema IS NOT NULL AND v_vector_schema NOT IN ('pg_catalog', 'sponsorship') THEN
+        v_path := v_path || ', ' || quote_ident(v_vector_schema);
+    END IF;
+    v_path := v_path || ', pg_temp';
+
+    FOR f IN
+        SELECT p.oid::regprocedure AS sig, p.prokind
+          FROM pg_catalog.pg_proc p
+         WHERE p.pronamespace = 'sponsorship'::regnamespace AND p.prokind IN ('f', 'p')
+    LOOP
+        EXECUTE format('ALTER %s %s SET search_path = %s',
+                       CASE f.prokind WHEN 'p' THEN 'PROCEDURE' ELSE 'FUNCTION' END, f.sig, v_path);
+        EXECUTE format('REVOKE ALL ON %s %s FROM PUBLIC',
+                       CASE f.prokind WHEN 'p' THEN 'PROCEDURE' ELSE 'FUNCTION' END, f.sig);
+    END LOOP;
+END
+$pin$;
+
+GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA sponsorship TO anon, authenticated, service_role;
+
+REVOKE EXECUTE ON FUNCTION
+    sponsorship.refresh_materialized_view(text, boolean),
+    sponsorship.refresh_event_quality_scores(),
+    sponsorship.ensure_month_partition(regclass, date),
+    sponsorship.add_creator_as_owner(),
+    sponsorship.touch_updated_at()
+  FROM anon, authenticated;

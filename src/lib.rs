@@ -1,0 +1,44 @@
+//! `sponsorship`: the sponsorship marketplace of an event-ticketing platform, inside
+//! PostgreSQL. This file only wires the modules together.
+//!
+//! - Pure domain logic (no pgrx): [`quality`], [`vector_math`].
+//! - Postgres glue: [`error`] (SQLSTATE mapping), [`pgvector`] (the `vector` type).
+//! - The SQL API: [`api`].
+//! - The data model, policies and views: `sql/*.sql`, included below in order.
+
+use pgrx::prelude::*;
+
+pgrx::pg_module_magic!(name, version);
+
+pub mod api;
+pub mod error;
+pub mod pgvector;
+pub mod quality;
+pub mod vector_math;
+
+extension_sql_file!("../sql/00_roles_and_helpers.sql", name = "roles_and_helpers", bootstrap);
+extension_sql_file!("../sql/10_tables.sql", name = "tables", requires = ["roles_and_helpers"]);
+extension_sql_file!("../sql/15_access.sql", name = "access", requires = ["tables"]);
+extension_sql_file!(
+    "../sql/20_quality.sql",
+    name = "quality",
+    requires = ["access", api::quality::event_quality_components]
+);
+extension_sql_file!("../sql/30_views.sql", name = "views", requires = ["quality"]);
+extension_sql_file!("../sql/40_security.sql", name = "security", requires = ["views"]);
+extension_sql_file!("../sql/90_finalize.sql", name = "finalize", finalize);
+
+#[cfg(any(test, feature = "pg_test"))]
+#[path = "../pgrx-tests/mod.rs"]
+mod pgrx_tests;
+
+/// Required by `cargo pgrx test`.
+#[cfg(test)]
+pub mod pg_test {
+    pub fn setup(_options: Vec<&str>) {}
+
+    #[must_use]
+    pub fn postgresql_conf_options() -> Vec<&'static str> {
+        vec![]
+    }
+}

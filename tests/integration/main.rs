@@ -1,0 +1,8 @@
+//! Out-of-process tests: a real Postgres 15 cluster with the installed extension, real
+//! pgvector and pg_cron, talked to over libpq like any client would.
+
+mod constraints;
+mod install;
+mod quality;
+mod rls;
+mod schema;
