@@ -10,20 +10,27 @@ source "$(dirname "$0")/lib.sh"
 
 bash "$REPO_ROOT/scripts/setup.sh"
 
+RESULTS="$(mktemp)"
+trap 'rm -f "$RESULTS"' EXIT
+
 PGRX_TEST_DATA="${SPONSORSHIP_PGRX_TEST_PGDATA:-/tmp/sponsorship-pgrx-test}"
 stop_all_clusters
 # cargo pgrx test installs its own build: never under a server that has the old one loaded.
 rm -f "$("$PG_CONFIG" --pkglibdir)/sponsorship.so"
 say "unit tests and #[pg_test] suites"
-(cd "$REPO_ROOT" && cargo pgrx test pg15 --runas postgres --pgdata "$PGRX_TEST_DATA")
+(cd "$REPO_ROOT" && cargo pgrx test pg15 --runas postgres --pgdata "$PGRX_TEST_DATA") 2>&1 | tee -a "$RESULTS"
 
 # The pg_test build is now installed; put the real one back before the integration tests.
 install_extension release
 # A new cluster each run: roles and leftovers of earlier runs must not hide install bugs.
 rm -rf "$CLUSTER_ROOT/test"
 cluster_start test postgres
-trap 'cluster_stop test' EXIT
+trap 'cluster_stop test; rm -f "$RESULTS"' EXIT
 say "out-of-process tests against $PGHOST:$PGPORT"
 (cd "$REPO_ROOT" && SPONSORSHIP_TEST_PGHOST="$PGHOST" SPONSORSHIP_TEST_PGPORT="$PGPORT" \
-   cargo test -p sponsorship-integration-tests -- --test-threads=2)
-say "all tests passed"
+   cargo test -p sponsorship-integration-tests -- --test-threads=2) 2>&1 | tee -a "$RESULTS"
+
+# One closing line for every suite together.
+sed 's/\x1b\[[0-9;]*m//g' "$RESULTS" | awk '/^test result:/ { for (i = 1; i <= NF; i++) {
+    if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
+  END { printf "summary: %d passed, %d failed\n", p, f }'
