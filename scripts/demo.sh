@@ -16,12 +16,14 @@ DROP EXTENSION IF EXISTS sponsorship CASCADE;
 CREATE EXTENSION sponsorship CASCADE;
 SQL
 
-say "loading the demo marketplace"
+say "loading the demo marketplace (the recalculation worker pauses meanwhile)"
+psql -X -q -v ON_ERROR_STOP=1 -c "ALTER SYSTEM SET sponsorship.worker_enabled = off" -c "SELECT pg_reload_conf()" >/dev/null
 start=$(date +%s)
 psql -X -q -v ON_ERROR_STOP=1 -f "$REPO_ROOT/demo/load_marketplace.sql"
 say "loaded in $(( $(date +%s) - start ))s"
 
 psql -X -q -v ON_ERROR_STOP=1 -f "$REPO_ROOT/demo/summary.sql"
+psql -X -q -v ON_ERROR_STOP=1 -f "$REPO_ROOT/demo/matching.sql"
 
 echo
 say "the demo cluster is still running; explore it with:"

@@ -76,6 +76,7 @@ listen_addresses = '127.0.0.1'
 unix_socket_directories = '$dir'
 shared_preload_libraries = 'sponsorship, pg_cron'
 cron.database_name = '$db'
+sponsorship.worker_database = '$db'
 cron.use_background_workers = on
 max_worker_processes = 16
 log_min_messages = warning

@@ -95,11 +95,45 @@ COMMENT ON FUNCTION sponsorship.refresh_materialized_view(text, boolean) IS
     'Refreshes sponsorship.<view> (concurrently when it is populated) and logs the run in mv_refresh_log; '
     'a failure is raised to the caller. Returns the row count.';
 
+-- Market reference data the matcher looks up per pair: which countries a city is in (for
+-- "a target city in the event's country"), and the median price of active packages per
+-- quality tier and currency (budget fit of an event that sells nothing in the sponsor's
+-- currency). Aggregates only; refreshed with the quality scores.
+CREATE MATERIALIZED VIEW sponsorship.mv_city_countries AS
+SELECT DISTINCT lower(btrim(city)) AS city, lower(btrim(country)) AS country
+  FROM sponsorship.events
+ WHERE city IS NOT NULL AND country IS NOT NULL AND btrim(city) <> '' AND btrim(country) <> '';
+CREATE UNIQUE INDEX mv_city_countries_key ON sponsorship.mv_city_countries (city, country);
+COMMENT ON MATERIALIZED VIEW sponsorship.mv_city_countries IS
+    'Lower-cased (city, country) pairs seen in events; refreshed with the quality scores.';
+
+CREATE MATERIALIZED VIEW sponsorship.mv_tier_price_medians AS
+SELECT q.quality_tier, p.currency,
+       percentile_disc(0.5) WITHIN GROUP (ORDER BY p.price_cents) AS median_price_cents,
+       count(*) AS packages
+  FROM sponsorship.sponsorship_packages p
+  JOIN sponsorship.mv_event_quality_scores q ON q.event_id = p.event_id
+ WHERE p.is_active
+ GROUP BY q.quality_tier, p.currency;
+CREATE UNIQUE INDEX mv_tier_price_medians_key ON sponsorship.mv_tier_price_medians (quality_tier, currency);
+COMMENT ON MATERIALIZED VIEW sponsorship.mv_tier_price_medians IS
+    'Median price of active packages per event quality tier and currency; refreshed with the quality scores.';
+
 CREATE FUNCTION sponsorship.refresh_event_quality_scores() RETURNS bigint
-LANGUAGE sql
-AS $fn$ SELECT sponsorship.refresh_materialized_view('mv_event_quality_scores', true) $fn$;
+LANGUAGE plpgsql
+AS $fn$
+DECLARE
+    v_rows bigint;
+BEGIN
+    v_rows := sponsorship.refresh_materialized_view('mv_event_quality_scores', true);
+    PERFORM sponsorship.refresh_materialized_view('mv_city_countries', true);
+    PERFORM sponsorship.refresh_materialized_view('mv_tier_price_medians', true);
+    RETURN v_rows;
+END
+$fn$;
 COMMENT ON FUNCTION sponsorship.refresh_event_quality_scores() IS
-    'Refreshes mv_event_quality_scores concurrently and logs the run in mv_refresh_log; returns the row count.';
+    'Refreshes mv_event_quality_scores (and the market reference views built on it) concurrently, '
+    'logging each run in mv_refresh_log; returns the number of scored events.';
 
 -- Top matches per event and per sponsor, from the scored pairs in sponsorship_matches.
 CREATE MATERIALIZED VIEW sponsorship.mv_sponsor_event_fit_scores AS

@@ -6,11 +6,15 @@
 -- Materialized views cannot carry RLS, so callers reach quality scores through this view,
 -- which applies the events read rule itself. It deliberately runs with its owner's rights
 -- (not security_invoker) because the materialized view is not granted to API roles.
+-- The rule is spelled out (rather than calling can_read_event) so public rows are decided
+-- without a function call.
 CREATE VIEW sponsorship.event_quality_scores AS
 SELECT q.*
   FROM sponsorship.mv_event_quality_scores q
   JOIN sponsorship.events e ON e.id = q.event_id
- WHERE sponsorship.can_read_event(e.visibility, e.org_id);
+ WHERE e.visibility = 'public'
+    OR sponsorship.has_org_role(e.org_id, 'viewer')
+    OR pg_catalog.pg_has_role('service_role', 'USAGE');
 COMMENT ON VIEW sponsorship.event_quality_scores IS
     'mv_event_quality_scores restricted to the events the caller may read.';
 

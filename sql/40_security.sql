@@ -175,7 +175,7 @@ GRANT SELECT ON sponsorship.organizations, sponsorship.sponsors, sponsorship.spo
                 sponsorship.events, sponsorship.event_audience_insights, sponsorship.sponsorship_packages,
                 sponsorship.scoring_weights, sponsorship.event_quality_scores,
                 sponsorship.v_event_marketplace, sponsorship.v_sponsorship_package_cards,
-                sponsorship.v_sponsor_marketplace
+                sponsorship.v_sponsor_marketplace, sponsorship.mv_city_countries, sponsorship.mv_tier_price_medians
    TO anon, authenticated;
 
 GRANT SELECT ON sponsorship.org_members, sponsorship.sponsor_members, sponsorship.event_stat_snapshots,
@@ -205,6 +205,7 @@ GRANT INSERT (id, order_id, event_id, sponsor_id, status, deliverables),
    ON sponsorship.event_sponsorships TO authenticated;
 GRANT UPDATE (status) ON sponsorship.sponsorship_matches TO authenticated;
 
--- The materialized views have no RLS: only service_role reads them directly; API roles read
--- quality scores through event_quality_scores.
+-- The materialized views have no RLS: only service_role reads the per-event ones directly;
+-- API roles read quality scores through event_quality_scores. The market reference views
+-- (mv_city_countries, mv_tier_price_medians) hold aggregates only and are readable by all.
 REVOKE ALL ON sponsorship.mv_event_quality_scores, sponsorship.mv_sponsor_event_fit_scores FROM anon, authenticated;

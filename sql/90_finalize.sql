@@ -38,5 +38,15 @@ REVOKE EXECUTE ON FUNCTION
     sponsorship.refresh_event_quality_scores(),
     sponsorship.ensure_month_partition(regclass, date),
     sponsorship.add_creator_as_owner(),
-    sponsorship.touch_updated_at()
+    sponsorship.touch_updated_at(),
+    sponsorship.refresh_sponsor_event_fit_scores(),
+    sponsorship.enqueue_recalc(uuid, uuid, text, int),
+    sponsorship.update_sponsorship_matches(int),
+    sponsorship.rescore_all_matches(int),
+    sponsorship.set_scoring_weights(numeric, numeric, numeric, numeric, numeric, text),
+    sponsorship.check_recalc_queue_health(),
+    sponsorship.cleanup_recalc_queue(),
+    sponsorship.fn_compute_match_matrix(int),
+    sponsorship.worker_status(),
+    sponsorship.match_kernel_benchmark(int)
   FROM anon, authenticated;

@@ -26,6 +26,21 @@ pub fn raise(err: &dyn SqlError, function: &'static str) -> ! {
     unreachable!("ERROR does not return")
 }
 
+/// An error that is only a SQLSTATE and a message.
+pub struct Plain(pub PgSqlErrorCode, pub String);
+
+impl std::fmt::Display for Plain {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.1)
+    }
+}
+
+impl SqlError for Plain {
+    fn sqlstate(&self) -> PgSqlErrorCode {
+        self.0
+    }
+}
+
 /// `result.or_raise()` inside a `#[pg_extern]`.
 pub trait OrRaise<T> {
     fn or_raise(self) -> T;

@@ -1,8 +1,9 @@
 //! `sponsorship`: the sponsorship marketplace of an event-ticketing platform, inside
 //! PostgreSQL. This file only wires the modules together.
 //!
-//! - Pure domain logic (no pgrx): [`quality`], [`vector_math`].
-//! - Postgres glue: [`error`] (SQLSTATE mapping), [`pgvector`] (the `vector` type).
+//! - Pure domain logic (no pgrx): [`quality`], [`vector_math`], [`matching`].
+//! - Postgres glue: [`error`] (SQLSTATE mapping), [`pgvector`] (the `vector` type),
+//!   [`gucs`] (every `sponsorship.*` setting), [`worker`] (the recalculation worker).
 //! - The SQL API: [`api`].
 //! - The data model, policies and views: `sql/*.sql`, included below in order.
 
@@ -12,9 +13,18 @@ pgrx::pg_module_magic!(name, version);
 
 pub mod api;
 pub mod error;
+pub mod gucs;
+pub mod matching;
 pub mod pgvector;
 pub mod quality;
 pub mod vector_math;
+pub mod worker;
+
+#[pg_guard]
+pub extern "C-unwind" fn _PG_init() {
+    gucs::init();
+    worker::register();
+}
 
 extension_sql_file!("../sql/00_roles_and_helpers.sql", name = "roles_and_helpers", bootstrap);
 extension_sql_file!("../sql/10_tables.sql", name = "tables", requires = ["roles_and_helpers"]);
@@ -26,6 +36,16 @@ extension_sql_file!(
 );
 extension_sql_file!("../sql/30_views.sql", name = "views", requires = ["quality"]);
 extension_sql_file!("../sql/40_security.sql", name = "security", requires = ["views"]);
+extension_sql_file!(
+    "../sql/50_matching.sql",
+    name = "matching",
+    requires = [
+        "security",
+        api::matching::fn_compute_event_matches,
+        api::matching::fn_compute_sponsor_matches,
+        api::matching::fn_compute_match_score
+    ]
+);
 extension_sql_file!("../sql/90_finalize.sql", name = "finalize", finalize);
 
 #[cfg(any(test, feature = "pg_test"))]

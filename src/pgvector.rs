@@ -79,18 +79,7 @@ fn is_vector_type(typoid: pg_sys::Oid) -> bool {
 }
 
 fn raise_plain(code: PgSqlErrorCode, message: &str) -> ! {
-    struct Plain<'a>(PgSqlErrorCode, &'a str);
-    impl std::fmt::Display for Plain<'_> {
-        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-            f.write_str(self.1)
-        }
-    }
-    impl crate::error::SqlError for Plain<'_> {
-        fn sqlstate(&self) -> PgSqlErrorCode {
-            self.0
-        }
-    }
-    raise(&Plain(code, message), "sponsorship.vector")
+    raise(&crate::error::Plain(code, message.to_string()), "sponsorship.vector")
 }
 
 /// Decodes a (possibly toasted, compressed or short-header) `vector` datum.

@@ -79,7 +79,8 @@ fn the_recalc_queue_holds_one_pending_row_per_pair() {
     db.client.batch_execute(SETUP).unwrap();
     db.client
         .batch_execute(
-            "INSERT INTO sponsorship.fit_recalc_queue (event_id) VALUES ('00000000-0000-0000-0000-0000000000e1');
+            "UPDATE sponsorship.fit_recalc_queue SET processed_at = now();
+             INSERT INTO sponsorship.fit_recalc_queue (event_id) VALUES ('00000000-0000-0000-0000-0000000000e1');
              INSERT INTO sponsorship.fit_recalc_queue (event_id, sponsor_id)
              VALUES ('00000000-0000-0000-0000-0000000000e1', '00000000-0000-0000-0000-0000000000b1');",
         )

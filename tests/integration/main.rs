@@ -3,6 +3,7 @@
 
 mod constraints;
 mod install;
+mod matching;
 mod quality;
 mod rls;
 mod schema;

@@ -39,7 +39,6 @@ fn marketplace() -> TestDb {
                ('00000000-0000-0000-0000-0000000000f2', '{SPONSOR_2}', '00000000-0000-0000-0000-0000000000b1', 200000);
              INSERT INTO sponsorship.payout_configurations (org_id, stripe_connect_account_id, platform_fee_bps) VALUES
                ('{ORG_A}', 'acct_A', 1000), ('{ORG_B}', 'acct_B', 900);
-             INSERT INTO sponsorship.fit_recalc_queue (event_id) VALUES ('00000000-0000-0000-0000-0000000000a1');
              SELECT sponsorship.refresh_event_quality_scores();"
         ))
         .unwrap();
@@ -257,7 +256,7 @@ fn the_service_role_sees_everything_including_queues() {
     assert_eq!(count(c, "events"), 5);
     assert_eq!(count(c, "sponsorship_orders"), 3);
     assert_eq!(count(c, "payout_configurations"), 2);
-    assert_eq!(count(c, "fit_recalc_queue"), 1);
+    assert_eq!(count(c, "fit_recalc_queue"), 7, "5 events and 2 sponsor profiles were queued by the triggers");
     assert_eq!(count(c, "mv_event_quality_scores"), 5);
     assert_eq!(count(c, "event_quality_scores"), 5);
     assert_eq!(scalar_i64(c, "SELECT sponsorship.refresh_event_quality_scores()"), 5);

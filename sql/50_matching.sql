@@ -1,0 +1,322 @@
+-- The recalculation queue (SPEC §4): triggers that enqueue what a change affects, health and
+-- cleanup with the old result columns, recommendations with the old columns, weights admin.
+
+-- Adds (or merges into) a pending queue row. A NULL side means "against everything"; a pair
+-- already covered by a pending row for its whole event or sponsor is not added again.
+-- SECURITY DEFINER: the queue is service-only, and a user's write must never fail on it.
+CREATE FUNCTION sponsorship.enqueue_recalc(p_event_id uuid, p_sponsor_id uuid, p_reason text, p_priority int DEFAULT 0)
+RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER
+AS $fn$
+BEGIN
+    IF p_event_id IS NULL AND p_sponsor_id IS NULL THEN
+        RETURN;
+    END IF;
+    -- Skip ids that are gone (a cascading delete of the parent) or being deleted.
+    IF p_event_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM sponsorship.events WHERE id = p_event_id) THEN
+        RETURN;
+    END IF;
+    IF p_sponsor_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM sponsorship.sponsors WHERE id = p_sponsor_id) THEN
+        RETURN;
+    END IF;
+    IF p_event_id IS NOT NULL AND p_sponsor_id IS NOT NULL AND EXISTS (
+           SELECT 1 FROM sponsorship.fit_recalc_queue q
+            WHERE q.processed_at IS NULL
+              AND ((q.event_id = p_event_id AND q.sponsor_id IS NULL)
+                OR (q.sponsor_id = p_sponsor_id AND q.event_id IS NULL))) THEN
+        RETURN;
+    END IF;
+    INSERT INTO sponsorship.fit_recalc_queue AS q (event_id, sponsor_id, priority, reason)
+    VALUES (p_event_id, p_sponsor_id, p_priority, p_reason)
+    ON CONFLICT (event_id, sponsor_id) WHERE processed_at IS NULL
+    DO UPDATE SET priority = GREATEST(q.priority, EXCLUDED.priority),
+                  reason = CASE WHEN q.reason IS NULL OR q.reason = EXCLUDED.reason THEN EXCLUDED.reason
+                                ELSE left(q.reason || '; ' || EXCLUDED.reason, 500) END,
+                  -- a fresh change deserves a fresh set of attempts
+                  attempts = 0, next_attempt_at = now(), last_error = NULL;
+END
+$fn$;
+COMMENT ON FUNCTION sponsorship.enqueue_recalc(uuid, uuid, text, int) IS
+    'Queues a match recalculation: a pair, or an event or sponsor (NULL other side) against everything; deduplicated.';
+
+CREATE FUNCTION sponsorship.fn_queue_recalc_on_sponsor_profiles() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER
+AS $fn$
+BEGIN
+    IF TG_OP = 'DELETE' THEN
+        PERFORM sponsorship.enqueue_recalc(NULL, OLD.sponsor_id, 'sponsor profile deleted', 1);
+        RETURN OLD;
+    END IF;
+    IF TG_OP = 'UPDATE' AND OLD.sponsor_id IS DISTINCT FROM NEW.sponsor_id THEN
+        PERFORM sponsorship.enqueue_recalc(NULL, OLD.sponsor_id, 'sponsor profile moved', 1);
+    END IF;
+    PERFORM sponsorship.enqueue_recalc(NULL, NEW.sponsor_id, 'sponsor profile ' || lower(TG_OP), 1);
+    RETURN NEW;
+END
+$fn$;
+
+CREATE FUNCTION sponsorship.fn_queue_recalc_on_event_insights() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER
+AS $fn$
+BEGIN
+    IF TG_OP IN ('UPDATE', 'DELETE') THEN
+        PERFORM sponsorship.enqueue_recalc(OLD.event_id, NULL, 'audience insights ' || lower(TG_OP), 0);
+    END IF;
+    IF TG_OP IN ('INSERT', 'UPDATE') AND (TG_OP = 'INSERT' OR NEW.event_id IS DISTINCT FROM OLD.event_id) THEN
+        PERFORM sponsorship.enqueue_recalc(NEW.event_id, NULL, 'audience insights ' || lower(TG_OP), 0);
+    END IF;
+    RETURN COALESCE(NEW, OLD);
+END
+$fn$;
+
+CREATE FUNCTION sponsorship.fn_queue_recalc_on_events() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER
+AS $fn$
+BEGIN
+    PERFORM sponsorship.enqueue_recalc(NEW.id, NULL, 'event ' || lower(TG_OP), 0);
+    RETURN NEW;
+END
+$fn$;
+
+CREATE FUNCTION sponsorship.fn_queue_recalc_on_packages() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER
+AS $fn$
+BEGIN
+    IF TG_OP IN ('UPDATE', 'DELETE') THEN
+        PERFORM sponsorship.enqueue_recalc(OLD.event_id, NULL, 'packages changed', 0);
+    END IF;
+    IF TG_OP = 'INSERT' OR (TG_OP = 'UPDATE' AND NEW.event_id IS DISTINCT FROM OLD.event_id) THEN
+        PERFORM sponsorship.enqueue_recalc(NEW.event_id, NULL, 'packages changed', 0);
+    END IF;
+    RETURN COALESCE(NEW, OLD);
+END
+$fn$;
+
+CREATE TRIGGER sponsor_profiles_queue_recalc
+    AFTER INSERT OR DELETE ON sponsorship.sponsor_profiles
+    FOR EACH ROW EXECUTE FUNCTION sponsorship.fn_queue_recalc_on_sponsor_profiles();
+CREATE TRIGGER sponsor_profiles_queue_recalc_on_change
+    AFTER UPDATE ON sponsorship.sponsor_profiles
+    FOR EACH ROW
+    WHEN (OLD.sponsor_id IS DISTINCT FROM NEW.sponsor_id
+       OR OLD.annual_budget_cents IS DISTINCT FROM NEW.annual_budget_cents
+       OR OLD.currency IS DISTINCT FROM NEW.currency
+       OR OLD.target_audience IS DISTINCT FROM NEW.target_audience
+       OR OLD.brand_objectives IS DISTINCT FROM NEW.brand_objectives
+       OR OLD.preferred_categories IS DISTINCT FROM NEW.preferred_categories
+       OR OLD.regions IS DISTINCT FROM NEW.regions
+       OR OLD.objectives_embedding IS DISTINCT FROM NEW.objectives_embedding)
+    EXECUTE FUNCTION sponsorship.fn_queue_recalc_on_sponsor_profiles();
+
+CREATE TRIGGER event_audience_insights_queue_recalc
+    AFTER INSERT OR UPDATE OR DELETE ON sponsorship.event_audience_insights
+    FOR EACH ROW EXECUTE FUNCTION sponsorship.fn_queue_recalc_on_event_insights();
+
+CREATE TRIGGER events_queue_recalc_on_insert
+    AFTER INSERT ON sponsorship.events
+    FOR EACH ROW EXECUTE FUNCTION sponsorship.fn_queue_recalc_on_events();
+CREATE TRIGGER events_queue_recalc_on_change
+    AFTER UPDATE ON sponsorship.events
+    FOR EACH ROW
+    WHEN (OLD.title IS DISTINCT FROM NEW.title
+       OR OLD.description IS DISTINCT FROM NEW.description
+       OR OLD.category IS DISTINCT FROM NEW.category
+       OR OLD.city IS DISTINCT FROM NEW.city
+       OR OLD.country IS DISTINCT FROM NEW.country
+       OR OLD.start_at IS DISTINCT FROM NEW.start_at
+       OR OLD.end_at IS DISTINCT FROM NEW.end_at
+       OR OLD.description_embedding IS DISTINCT FROM NEW.description_embedding)
+    EXECUTE FUNCTION sponsorship.fn_queue_recalc_on_events();
+
+CREATE TRIGGER sponsorship_packages_queue_recalc
+    AFTER INSERT OR DELETE ON sponsorship.sponsorship_packages
+    FOR EACH ROW EXECUTE FUNCTION sponsorship.fn_queue_recalc_on_packages();
+CREATE TRIGGER sponsorship_packages_queue_recalc_on_change
+    AFTER UPDATE ON sponsorship.sponsorship_packages
+    FOR EACH ROW
+    WHEN (OLD.event_id IS DISTINCT FROM NEW.event_id
+       OR OLD.price_cents IS DISTINCT FROM NEW.price_cents
+       OR OLD.currency IS DISTINCT FROM NEW.currency
+       OR OLD.is_active IS DISTINCT FROM NEW.is_active
+       OR OLD.inventory IS DISTINCT FROM NEW.inventory
+       OR OLD.sold IS DISTINCT FROM NEW.sold)
+    EXECUTE FUNCTION sponsorship.fn_queue_recalc_on_packages();
+
+-- Health, with the old result columns first.
+CREATE FUNCTION sponsorship.check_recalc_queue_health()
+RETURNS TABLE (total_pending integer, high_priority_pending integer, oldest_pending_age interval,
+               avg_processing_time interval, failing integer, dead integer)
+LANGUAGE sql STABLE
+AS $fn$
+    SELECT (count(*) FILTER (WHERE processed_at IS NULL))::integer,
+           (count(*) FILTER (WHERE processed_at IS NULL AND priority > 0))::integer,
+           max(now() - enqueued_at) FILTER (WHERE processed_at IS NULL),
+           avg(processed_at - enqueued_at) FILTER (WHERE processed_at > now() - interval '1 day'),
+           (count(*) FILTER (WHERE processed_at IS NULL AND last_error IS NOT NULL
+                               AND attempts < pg_catalog.current_setting('sponsorship.recalc_max_attempts')::int))::integer,
+           (count(*) FILTER (WHERE processed_at IS NULL
+                               AND attempts >= pg_catalog.current_setting('sponsorship.recalc_max_attempts')::int))::integer
+      FROM sponsorship.fit_recalc_queue
+$fn$;
+COMMENT ON FUNCTION sponsorship.check_recalc_queue_health() IS
+    'Queue depth, high-priority depth, age of the oldest pending row, mean processing time over the last day, '
+    'rows failing and being retried, and dead rows (out of attempts, kept with their last_error).';
+
+CREATE FUNCTION sponsorship.cleanup_recalc_queue() RETURNS integer
+LANGUAGE plpgsql
+AS $fn$
+DECLARE
+    v_done integer;
+    v_dead integer;
+BEGIN
+    DELETE FROM sponsorship.fit_recalc_queue
+     WHERE processed_at IS NOT NULL AND processed_at < now() - interval '7 days';
+    GET DIAGNOSTICS v_done = ROW_COUNT;
+    DELETE FROM sponsorship.fit_recalc_queue
+     WHERE processed_at IS NULL
+       AND attempts >= pg_catalog.current_setting('sponsorship.recalc_max_attempts')::int
+       AND enqueued_at < now() - interval '30 days';
+    GET DIAGNOSTICS v_dead = ROW_COUNT;
+    RETURN v_done + v_dead;
+END
+$fn$;
+COMMENT ON FUNCTION sponsorship.cleanup_recalc_queue() IS
+    'Deletes queue rows processed more than 7 days ago and dead rows older than 30 days; returns the count.';
+
+-- Recommendations, with the old result columns. Stored matches are used; an event or
+-- sponsor that has none yet is scored live.
+CREATE FUNCTION sponsorship.get_sponsor_recommendations(p_event_id uuid, p_limit integer DEFAULT 10)
+RETURNS TABLE (sponsor_id uuid, sponsor_name text, industry text, match_score numeric, budget_fit numeric,
+               audience_alignment numeric, quality_indicators jsonb)
+LANGUAGE plpgsql STABLE
+AS $fn$
+BEGIN
+    IF p_limit IS NULL OR p_limit < 1 THEN
+        RAISE EXCEPTION 'p_limit must be at least 1' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM sponsorship.events e WHERE e.id = p_event_id) THEN
+        RAISE EXCEPTION 'event % does not exist or is not visible to you', p_event_id USING ERRCODE = 'no_data_found';
+    END IF;
+    IF EXISTS (SELECT 1 FROM sponsorship.sponsorship_matches m WHERE m.event_id = p_event_id) THEN
+        RETURN QUERY
+        SELECT s.id, s.name, COALESCE(sp.industry, s.industry), m.score,
+               (m.overlap_metrics ->> 'budget_fit')::numeric,
+               (m.overlap_metrics ->> 'audience_overlap')::numeric,
+               jsonb_build_object('annual_budget_cents', sp.annual_budget_cents,
+                                  'preferred_categories', sp.preferred_categories,
+                                  'regions', sp.regions,
+                                  'engagement_quality', (m.overlap_metrics ->> 'engagement_quality')::numeric,
+                                  'temporal_fit', (m.overlap_metrics ->> 'temporal_fit')::numeric,
+                                  'status', m.status,
+                                  'computed_at', m.computed_at)
+          FROM sponsorship.sponsorship_matches m
+          JOIN sponsorship.sponsors s ON s.id = m.sponsor_id
+          LEFT JOIN sponsorship.sponsor_profiles sp ON sp.sponsor_id = s.id
+         WHERE m.event_id = p_event_id AND m.status <> 'rejected'
+         ORDER BY m.score DESC, s.id
+         LIMIT p_limit;
+    ELSE
+        RETURN QUERY
+        SELECT s.id, s.name, COALESCE(sp.industry, s.industry), x.score,
+               (b.breakdown ->> 'budget_fit')::numeric,
+               (b.breakdown ->> 'audience_overlap')::numeric,
+               jsonb_build_object('annual_budget_cents', sp.annual_budget_cents,
+                                  'preferred_categories', sp.preferred_categories,
+                                  'regions', sp.regions,
+                                  'engagement_quality', (b.breakdown ->> 'engagement_quality')::numeric,
+                                  'temporal_fit', (b.breakdown ->> 'temporal_fit')::numeric,
+                                  'status', 'live',
+                                  'computed_at', now())
+          FROM (SELECT r.sponsor_id, r.score
+                  FROM sponsorship.fn_compute_event_matches(p_event_id) r
+                 LIMIT p_limit) x
+          CROSS JOIN LATERAL sponsorship.fn_compute_match_score(p_event_id, x.sponsor_id) b
+          JOIN sponsorship.sponsors s ON s.id = x.sponsor_id
+          LEFT JOIN sponsorship.sponsor_profiles sp ON sp.sponsor_id = s.id
+         ORDER BY x.score DESC, s.id;
+    END IF;
+END
+$fn$;
+COMMENT ON FUNCTION sponsorship.get_sponsor_recommendations(uuid, integer) IS
+    'The best sponsors for an event (stored matches, or scored live when the event has none), rejected ones excluded.';
+
+CREATE FUNCTION sponsorship.get_event_recommendations(p_sponsor_id uuid, p_limit integer DEFAULT 10)
+RETURNS TABLE (event_id uuid, event_title text, category text, start_at timestamptz, match_score numeric,
+               quality_score numeric, engagement_metrics jsonb)
+LANGUAGE plpgsql STABLE
+AS $fn$
+BEGIN
+    IF p_limit IS NULL OR p_limit < 1 THEN
+        RAISE EXCEPTION 'p_limit must be at least 1' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM sponsorship.sponsors s WHERE s.id = p_sponsor_id) THEN
+        RAISE EXCEPTION 'sponsor % does not exist or is not visible to you', p_sponsor_id USING ERRCODE = 'no_data_found';
+    END IF;
+    RETURN QUERY
+    WITH stored AS (
+        SELECT m.event_id, m.score FROM sponsorship.sponsorship_matches m
+         WHERE m.sponsor_id = p_sponsor_id AND m.status <> 'rejected'
+    ), picked AS (
+        SELECT st.event_id, st.score FROM stored st
+        UNION ALL
+        SELECT r.event_id, r.score FROM sponsorship.fn_compute_sponsor_matches(p_sponsor_id) r
+         WHERE NOT EXISTS (SELECT 1 FROM stored)
+    )
+    SELECT e.id, e.title, e.category, e.start_at, p.score,
+           round(q.final_quality_score::numeric, 5),
+           jsonb_build_object('attendee_count', i.attendee_count,
+                              'engagement_score', i.engagement_score,
+                              'conversion_rate', i.ticket_conversion_rate,
+                              'engagement_rate', round(q.engagement_rate::numeric, 5),
+                              'social_mentions', i.social_mentions,
+                              'quality_tier', q.quality_tier)
+      FROM picked p
+      JOIN sponsorship.events e ON e.id = p.event_id
+      LEFT JOIN sponsorship.event_audience_insights i ON i.event_id = e.id
+      LEFT JOIN sponsorship.event_quality_scores q ON q.event_id = e.id
+     ORDER BY p.score DESC, q.final_quality_score DESC NULLS LAST, e.id
+     LIMIT p_limit;
+END
+$fn$;
+COMMENT ON FUNCTION sponsorship.get_event_recommendations(uuid, integer) IS
+    'The best events for a sponsor (stored matches, or scored live when the sponsor has none), rejected ones excluded.';
+
+CREATE FUNCTION sponsorship.refresh_sponsor_event_fit_scores() RETURNS bigint
+LANGUAGE sql
+AS $fn$ SELECT sponsorship.refresh_materialized_view('mv_sponsor_event_fit_scores', true) $fn$;
+COMMENT ON FUNCTION sponsorship.refresh_sponsor_event_fit_scores() IS
+    'Refreshes mv_sponsor_event_fit_scores (top matches per event and per sponsor) and logs the run.';
+
+-- Activates a new version of the scoring weights after checking them.
+CREATE FUNCTION sponsorship.set_scoring_weights(p_budget_fit numeric, p_audience_overlap numeric, p_geo_fit numeric,
+                                                p_engagement_quality numeric, p_objectives_similarity numeric,
+                                                p_note text DEFAULT NULL)
+RETURNS integer
+LANGUAGE plpgsql
+AS $fn$
+DECLARE
+    v_version integer;
+    v_sum numeric := p_budget_fit + p_audience_overlap + p_geo_fit + p_engagement_quality + p_objectives_similarity;
+BEGIN
+    IF v_sum IS NULL THEN
+        RAISE EXCEPTION 'every scoring weight is required' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF LEAST(p_budget_fit, p_audience_overlap, p_geo_fit, p_engagement_quality, p_objectives_similarity) < 0 THEN
+        RAISE EXCEPTION 'scoring weights must be non-negative' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF v_sum <> 1 THEN
+        RAISE EXCEPTION 'scoring weights must sum to 1, these sum to %', v_sum USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    LOCK TABLE sponsorship.scoring_weights IN SHARE ROW EXCLUSIVE MODE;
+    SELECT COALESCE(max(version), 0) + 1 INTO v_version FROM sponsorship.scoring_weights;
+    UPDATE sponsorship.scoring_weights SET is_active = false WHERE is_active;
+    INSERT INTO sponsorship.scoring_weights (version, budget_fit, audience_overlap, geo_fit, engagement_quality,
+                                             objectives_similarity, is_active, note)
+    VALUES (v_version, p_budget_fit, p_audience_overlap, p_geo_fit, p_engagement_quality, p_objectives_similarity,
+            true, p_note);
+    RETURN v_version;
+END
+$fn$;
+COMMENT ON FUNCTION sponsorship.set_scoring_weights(numeric, numeric, numeric, numeric, numeric, text) IS
+    'Activates a new version of the match weights (non-negative, summing to 1); returns the version. '
+    'Stored matches keep the weights_version they were computed with until rescored.';

@@ -1,0 +1,200 @@
+//! The matching API: per-pair scores with explanations, and batch scoring in one call.
+
+use pgrx::prelude::*;
+use pgrx::{AnyNumeric, JsonB, Uuid};
+
+use super::load::{self, LoadError, TierQuery};
+use crate::error::OrRaise;
+use crate::matching::kernel::Marketplace;
+use crate::matching::model::{SponsorInput, Weights};
+use crate::matching::score::round5;
+
+pub fn numeric5(x: f64) -> AnyNumeric {
+    format!("{:.5}", round5(x)).parse().expect("a formatted float is a valid numeric")
+}
+
+/// Everything needed to score one sponsor against one event (one prepared query).
+fn load_pair(event_id: Uuid, sponsor_id: Uuid) -> Result<(Marketplace, Weights), LoadError> {
+    let (sponsor, event, ctx, w) = load::pair(event_id, sponsor_id)?;
+    Ok((Marketplace::build(&ctx, &[sponsor], &[event]), w))
+}
+
+/// The sponsor's regions that may be cities (for the same-country rule).
+fn city_names(s: &SponsorInput) -> Vec<String> {
+    s.regions.iter().filter(|r| *r != "global").cloned().collect()
+}
+
+/// How well a sponsor fits an event: a score in [0,1] and its explanation.
+///
+/// Unknown (or invisible) ids raise `no_data_found` (P0002).
+#[pg_extern(stable, parallel_safe)]
+pub fn fn_compute_match_score(
+    p_event_id: Uuid,
+    p_sponsor_id: Uuid,
+) -> TableIterator<'static, (name!(score, AnyNumeric), name!(breakdown, JsonB))> {
+    let (m, w) = load_pair(p_event_id, p_sponsor_id).or_raise();
+    let (ev, b) = m.explain(0, 0, &w);
+    TableIterator::once((numeric5(ev.score), JsonB(b)))
+}
+
+fn load_all_sponsors_and(event_id: Uuid) -> Result<(Marketplace, Weights), LoadError> {
+    let events = load::events(Some(&[event_id]))?;
+    if events.is_empty() {
+        return Err(LoadError::UnknownEvent(event_id));
+    }
+    let sponsors = load::sponsors(None)?;
+    let w = load::weights()?;
+    let ctx = load::context(None, TierQuery::All)?;
+    Ok((Marketplace::build(&ctx, &sponsors, &events), w))
+}
+
+fn load_all_events_and(sponsor_id: Uuid) -> Result<(Marketplace, Weights), LoadError> {
+    let sponsors = load::sponsors(Some(&[sponsor_id]))?;
+    if sponsors.is_empty() {
+        return Err(LoadError::UnknownSponsor(sponsor_id));
+    }
+    let events = load::events(None)?;
+    let w = load::weights()?;
+    let ctx = load::context(Some(city_names(&sponsors[0])), TierQuery::All)?;
+    Ok((Marketplace::build(&ctx, &sponsors, &events), w))
+}
+
+
+/// One event against every sponsor in one call, best first. With `p_explain`, each row
+/// carries the full breakdown (slower).
+#[pg_extern(stable, parallel_safe, name = "fn_compute_event_matches")]
+pub fn fn_compute_event_matches(
+    p_event_id: Uuid,
+    p_explain: default!(bool, false),
+) -> TableIterator<'static, (name!(sponsor_id, Uuid), name!(score, AnyNumeric), name!(breakdown, Option<JsonB>))> {
+    let (m, w) = load_all_sponsors_and(p_event_id).or_raise();
+    let mut rows: Vec<(usize, f64)> =
+        m.score_event(0, &w).iter().enumerate().map(|(si, ev)| (si, ev.score)).collect();
+    rows.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+    let out: Vec<_> = rows
+        .into_iter()
+        .map(|(si, score)| {
+            let b = p_explain.then(|| JsonB(m.explain(si, 0, &w).1));
+            (Uuid::from_bytes(m.sponsor_ids[si]), numeric5(score), b)
+        })
+        .collect();
+    TableIterator::new(out)
+}
+
+/// One sponsor against every event in one call, best first.
+#[pg_extern(stable, parallel_safe, name = "fn_compute_sponsor_matches")]
+pub fn fn_compute_sponsor_matches(
+    p_sponsor_id: Uuid,
+    p_explain: default!(bool, false),
+) -> TableIterator<'static, (name!(event_id, Uuid), name!(score, AnyNumeric), name!(breakdown, Option<JsonB>))> {
+    let (m, w) = load_all_events_and(p_sponsor_id).or_raise();
+    let mut rows: Vec<(usize, f64)> =
+        m.score_sponsor(0, &w).iter().enumerate().map(|(ei, ev)| (ei, ev.score)).collect();
+    rows.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+    let out: Vec<_> = rows
+        .into_iter()
+        .map(|(ei, score)| {
+            let b = p_explain.then(|| JsonB(m.explain(0, ei, &w).1));
+            (Uuid::from_bytes(m.event_ids[ei]), numeric5(score), b)
+        })
+        .collect();
+    TableIterator::new(out)
+}
+
+/// Loads the whole marketplace once.
+pub fn load_marketplace() -> Result<(Marketplace, Weights), LoadError> {
+    let sponsors = load::sponsors(None)?;
+    let events = load::events(None)?;
+    let w = load::weights()?;
+    let ctx = load::context(None, TierQuery::All)?;
+    Ok((Marketplace::build(&ctx, &sponsors, &events), w))
+}
+
+/// Scores every sponsor against every event in one call and returns the `p_top_k` best
+/// sponsors of each event and the `p_top_k` best events of each sponsor (a pair in both
+/// lists appears once, with both ranks).
+#[pg_extern(stable, parallel_safe)]
+pub fn fn_compute_match_matrix(
+    p_top_k: default!(i32, 25),
+) -> TableIterator<
+    'static,
+    (
+        name!(event_id, Uuid),
+        name!(sponsor_id, Uuid),
+        name!(score, AnyNumeric),
+        name!(rank_for_event, Option<i32>),
+        name!(rank_for_sponsor, Option<i32>),
+    ),
+> {
+    if p_top_k < 1 {
+        crate::error::raise(
+            &crate::error::Plain(PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE, "p_top_k must be at least 1".into()),
+            "fn_compute_match_matrix",
+        );
+    }
+    let (m, w) = load_marketplace().or_raise();
+    let top = m.top_matches(p_top_k as usize, &w);
+    TableIterator::new(top_rows(&m, &top))
+}
+
+pub type TopRow = (Uuid, Uuid, AnyNumeric, Option<i32>, Option<i32>);
+
+pub fn top_pairs(top: &crate::matching::kernel::TopMatches) -> Vec<(usize, usize, f64, Option<i32>, Option<i32>)> {
+    use std::collections::HashMap;
+    let mut pairs: HashMap<(usize, usize), (f64, Option<i32>, Option<i32>)> = HashMap::new();
+    for (ei, list) in top.per_event.iter().enumerate() {
+        for (rank, (si, score)) in list.iter().enumerate() {
+            pairs.entry((ei, *si)).or_insert((*score, None, None)).1 = Some(rank as i32 + 1);
+        }
+    }
+    for (si, list) in top.per_sponsor.iter().enumerate() {
+        for (rank, (ei, score)) in list.iter().enumerate() {
+            pairs.entry((*ei, si)).or_insert((*score, None, None)).2 = Some(rank as i32 + 1);
+        }
+    }
+    let mut out: Vec<_> = pairs.into_iter().map(|((ei, si), (s, re, rs))| (ei, si, s, re, rs)).collect();
+    out.sort_by(|a, b| a.0.cmp(&b.0).then(b.2.total_cmp(&a.2)).then(a.1.cmp(&b.1)));
+    out
+}
+
+fn top_rows(m: &Marketplace, top: &crate::matching::kernel::TopMatches) -> Vec<TopRow> {
+    top_pairs(top)
+        .into_iter()
+        .map(|(ei, si, s, re, rs)| {
+            (Uuid::from_bytes(m.event_ids[ei]), Uuid::from_bytes(m.sponsor_ids[si]), numeric5(s), re, rs)
+        })
+        .collect()
+}
+
+/// Times the matrix kernel on the live marketplace: loading it, then scoring every pair
+/// keeping the `p_top_k` best each way (nothing is written). For capacity planning and the
+/// benchmark; service_role only.
+#[pg_extern(volatile)]
+pub fn match_kernel_benchmark(
+    p_top_k: default!(i32, 25),
+) -> TableIterator<
+    'static,
+    (
+        name!(sponsors, i64),
+        name!(events, i64),
+        name!(pairs, i64),
+        name!(load_ms, f64),
+        name!(kernel_ms, f64),
+        name!(pairs_per_second, f64),
+    ),
+> {
+    let t0 = std::time::Instant::now();
+    let (m, w) = load_marketplace().or_raise();
+    let loaded = t0.elapsed();
+    let t1 = std::time::Instant::now();
+    let top = m.top_matches(p_top_k.max(1) as usize, &w);
+    let kernel = t1.elapsed();
+    TableIterator::once((
+        m.sponsors.len() as i64,
+        m.events.len() as i64,
+        top.pairs_scored as i64,
+        loaded.as_secs_f64() * 1000.0,
+        kernel.as_secs_f64() * 1000.0,
+        top.pairs_scored as f64 / kernel.as_secs_f64().max(1e-9),
+    ))
+}

@@ -1,0 +1,358 @@
+//! Draining `fit_recalc_queue` into `sponsorship_matches` (SPEC §4), and the full rescore.
+//!
+//! A call claims up to `p_batch` ready rows with `FOR UPDATE SKIP LOCKED` (so concurrent
+//! callers never take the same row), counts the attempt, scores every pair the rows name in
+//! one pass of the batch kernel, upserts the matches and marks the rows processed. If the
+//! batch fails, each row is retried alone in a subtransaction so one bad row cannot hold the
+//! others back; a failing row keeps its error, waits `base · 2^(attempts-1)` seconds, and after
+//! `sponsorship.recalc_max_attempts` stays in the queue as dead, for inspection.
+
+use std::collections::{HashMap, HashSet};
+
+use pgrx::pg_sys;
+use pgrx::prelude::*;
+use pgrx::{AnyNumeric, JsonB, PgTryBuilder, Uuid};
+
+use super::load::{self, LoadError, TierQuery};
+use super::matching::{numeric5, top_pairs};
+use crate::error::{OrRaise, Plain};
+use crate::gucs;
+use crate::matching::kernel::Marketplace;
+use crate::matching::model::Weights;
+use crate::matching::score::MODEL_VERSION;
+
+#[derive(Debug, Clone, Copy)]
+struct QueueRow {
+    id: i64,
+    event: Option<Uuid>,
+    sponsor: Option<Uuid>,
+}
+
+/// Runs `f` in a subtransaction; an ERROR inside rolls it back and comes out as `Err(message)`.
+fn in_subtransaction<T>(f: impl FnOnce() -> T) -> Result<T, String> {
+    let (ctx, owner) = unsafe { (pg_sys::CurrentMemoryContext, pg_sys::CurrentResourceOwner) };
+    unsafe { pg_sys::BeginInternalSubTransaction(std::ptr::null()) };
+    let f = std::panic::AssertUnwindSafe(f);
+    PgTryBuilder::new(move || {
+        let f = f; // capture the AssertUnwindSafe wrapper whole, not its field
+        let value = (f.0)();
+        unsafe {
+            pg_sys::ReleaseCurrentSubTransaction();
+            pg_sys::MemoryContextSwitchTo(ctx);
+            pg_sys::CurrentResourceOwner = owner;
+        }
+        Ok(value)
+    })
+    .catch_others(move |e| {
+        unsafe {
+            pg_sys::MemoryContextSwitchTo(ctx);
+            pg_sys::RollbackAndReleaseCurrentSubTransaction();
+            pg_sys::MemoryContextSwitchTo(ctx);
+            pg_sys::CurrentResourceOwner = owner;
+        }
+        Err(match e {
+            pg_sys::panic::CaughtError::PostgresError(r)
+            | pg_sys::panic::CaughtError::ErrorReport(r)
+            | pg_sys::panic::CaughtError::RustPanic { ereport: r, .. } => {
+                format!("{}: {}", r.sql_error_code().to_string().trim_start_matches("ERRCODE_").to_lowercase(), r.message())
+            }
+        })
+    })
+    .execute()
+}
+
+fn claim(batch: i32, max_attempts: i32) -> Vec<QueueRow> {
+    Spi::connect_mut(|client| {
+        let rows = client.update(
+            "WITH ready AS (
+                 SELECT id FROM sponsorship.fit_recalc_queue
+                  WHERE processed_at IS NULL AND next_attempt_at <= now() AND attempts < $2
+                  ORDER BY priority DESC, enqueued_at, id
+                  LIMIT $1
+                    FOR UPDATE SKIP LOCKED)
+             UPDATE sponsorship.fit_recalc_queue q
+                SET attempts = q.attempts + 1
+               FROM ready WHERE q.id = ready.id
+             RETURNING q.id, q.event_id, q.sponsor_id",
+            None,
+            &[batch.into(), max_attempts.into()],
+        )?;
+        let mut out = Vec::new();
+        for row in rows {
+            out.push(QueueRow {
+                id: row.get::<i64>(1)?.expect("id"),
+                event: row.get::<Uuid>(2)?,
+                sponsor: row.get::<Uuid>(3)?,
+            });
+        }
+        Ok::<_, pgrx::spi::SpiError>(out)
+    })
+    .unwrap_or_else(|e| crate::error::raise(&Plain(PgSqlErrorCode::ERRCODE_INTERNAL_ERROR, e.to_string()), "claim"))
+}
+
+/// A computed match ready to be written.
+struct MatchRow {
+    event: Uuid,
+    sponsor: Uuid,
+    score: AnyNumeric,
+    breakdown: JsonB,
+}
+
+/// Writes matches in one statement; existing pairs keep their review status.
+fn upsert(rows: Vec<MatchRow>, weights_version: i32) -> Result<usize, pgrx::spi::SpiError> {
+    if rows.is_empty() {
+        return Ok(0);
+    }
+    let n = rows.len();
+    let mut events = Vec::with_capacity(n);
+    let mut sponsors = Vec::with_capacity(n);
+    let mut scores = Vec::with_capacity(n);
+    let mut breakdowns = Vec::with_capacity(n);
+    for r in rows {
+        events.push(r.event);
+        sponsors.push(r.sponsor);
+        scores.push(r.score);
+        breakdowns.push(r.breakdown);
+    }
+    Spi::connect_mut(|client| {
+        client.update(
+            "INSERT INTO sponsorship.sponsorship_matches
+                    (event_id, sponsor_id, score, overlap_metrics, model_version, weights_version, computed_at)
+             SELECT e, s, sc, b, $5, $6, now()
+               FROM unnest($1::uuid[], $2::uuid[], $3::numeric[], $4::jsonb[]) AS t(e, s, sc, b)
+             ON CONFLICT (event_id, sponsor_id) DO UPDATE
+                SET score = EXCLUDED.score,
+                    overlap_metrics = EXCLUDED.overlap_metrics,
+                    model_version = EXCLUDED.model_version,
+                    weights_version = EXCLUDED.weights_version,
+                    computed_at = EXCLUDED.computed_at",
+            None,
+            &[
+                events.into(),
+                sponsors.into(),
+                scores.into(),
+                breakdowns.into(),
+                MODEL_VERSION.into(),
+                weights_version.into(),
+            ],
+        )?;
+        Ok(n)
+    })
+}
+
+/// Pairs already stored for these events or sponsors (they are refreshed on a rescore).
+fn existing_pairs(events: &[Uuid], sponsors: &[Uuid]) -> Result<Vec<(Uuid, Uuid)>, pgrx::spi::SpiError> {
+    Spi::connect(|client| {
+        let rows = client.select(
+            "SELECT event_id, sponsor_id FROM sponsorship.sponsorship_matches
+              WHERE event_id = ANY($1) OR sponsor_id = ANY($2)",
+            None,
+            &[events.to_vec().into(), sponsors.to_vec().into()],
+        )?;
+        let mut out = Vec::new();
+        for row in rows {
+            out.push((row.get::<Uuid>(1)?.expect("event_id"), row.get::<Uuid>(2)?.expect("sponsor_id")));
+        }
+        Ok(out)
+    })
+}
+
+fn dedup(mut ids: Vec<Uuid>) -> Vec<Uuid> {
+    ids.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
+    ids.dedup_by(|a, b| a.as_bytes() == b.as_bytes());
+    ids
+}
+
+/// Scores everything the rows name and writes the matches. Returns pairs written.
+fn process(rows: &[QueueRow], top_k: usize) -> Result<usize, LoadError> {
+    let all_sponsors = rows.iter().any(|r| r.sponsor.is_none());
+    let all_events = rows.iter().any(|r| r.event.is_none());
+    let sponsor_ids = dedup(rows.iter().filter_map(|r| r.sponsor).collect());
+    let event_ids = dedup(rows.iter().filter_map(|r| r.event).collect());
+    let sponsors = load::sponsors((!all_sponsors).then_some(&sponsor_ids[..]))?;
+    let events = load::events((!all_events).then_some(&event_ids[..]))?;
+    let w = load::weights()?;
+    let ctx = load::context(None, TierQuery::All)?;
+    let m = Marketplace::build(&ctx, &sponsors, &events);
+    let s_index: HashMap<[u8; 16], usize> = m.sponsor_ids.iter().enumerate().map(|(i, id)| (*id, i)).collect();
+    let e_index: HashMap<[u8; 16], usize> = m.event_ids.iter().enumerate().map(|(i, id)| (*id, i)).collect();
+
+    let mut wanted: HashSet<(usize, usize)> = HashSet::new();
+    for r in rows {
+        match (r.event, r.sponsor) {
+            (Some(e), Some(s)) => {
+                if let (Some(&ei), Some(&si)) = (e_index.get(e.as_bytes()), s_index.get(s.as_bytes())) {
+                    wanted.insert((si, ei));
+                }
+            }
+            (Some(e), None) => {
+                if let Some(&ei) = e_index.get(e.as_bytes()) {
+                    let mut scored: Vec<(usize, f64)> =
+                        (0..m.sponsors.len()).map(|si| (si, m.eval(si, ei, &w).score)).collect();
+                    scored.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+                    wanted.extend(scored.into_iter().take(top_k).map(|(si, _)| (si, ei)));
+                }
+            }
+            (None, Some(s)) => {
+                if let Some(&si) = s_index.get(s.as_bytes()) {
+                    let mut scored: Vec<(usize, f64)> =
+                        (0..m.events.len()).map(|ei| (ei, m.eval(si, ei, &w).score)).collect();
+                    scored.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+                    wanted.extend(scored.into_iter().take(top_k).map(|(ei, _)| (si, ei)));
+                }
+            }
+            (None, None) => {}
+        }
+    }
+    // Stored matches of rescored events and sponsors are refreshed too, so no stale score
+    // survives a change.
+    let whole_events: Vec<Uuid> = rows.iter().filter(|r| r.sponsor.is_none()).filter_map(|r| r.event).collect();
+    let whole_sponsors: Vec<Uuid> = rows.iter().filter(|r| r.event.is_none()).filter_map(|r| r.sponsor).collect();
+    if !whole_events.is_empty() || !whole_sponsors.is_empty() {
+        for (e, s) in existing_pairs(&whole_events, &whole_sponsors)? {
+            if let (Some(&ei), Some(&si)) = (e_index.get(e.as_bytes()), s_index.get(s.as_bytes())) {
+                wanted.insert((si, ei));
+            }
+        }
+    }
+    let mut pairs: Vec<(usize, usize)> = wanted.into_iter().collect();
+    pairs.sort_unstable();
+    let out = pairs
+        .into_iter()
+        .map(|(si, ei)| {
+            let (ev, b) = m.compact(si, ei, &w);
+            MatchRow {
+                event: Uuid::from_bytes(m.event_ids[ei]),
+                sponsor: Uuid::from_bytes(m.sponsor_ids[si]),
+                score: numeric5(ev.score),
+                breakdown: JsonB(b),
+            }
+        })
+        .collect();
+    Ok(upsert(out, w.version)?)
+}
+
+fn mark_done(ids: &[i64]) {
+    Spi::run_with_args(
+        "UPDATE sponsorship.fit_recalc_queue SET processed_at = now(), last_error = NULL WHERE id = ANY($1)",
+        &[ids.to_vec().into()],
+    )
+    .or_raise();
+}
+
+fn mark_failed(id: i64, error: &str) {
+    let base = gucs::RECALC_RETRY_BASE_SECONDS.get().max(0) as f64;
+    Spi::run_with_args(
+        "UPDATE sponsorship.fit_recalc_queue
+            SET last_error = $2,
+                next_attempt_at = now() + make_interval(secs => LEAST(86400, $3 * power(2, GREATEST(attempts - 1, 0))))
+          WHERE id = $1",
+        &[id.into(), error.into(), base.into()],
+    )
+    .or_raise();
+}
+
+impl crate::error::SqlError for pgrx::spi::SpiError {
+    fn sqlstate(&self) -> PgSqlErrorCode {
+        PgSqlErrorCode::ERRCODE_INTERNAL_ERROR
+    }
+}
+
+/// Drains up to `p_batch` ready rows of `fit_recalc_queue` into `sponsorship_matches`.
+/// Returns the number of queue rows processed successfully.
+#[pg_extern(volatile, parallel_unsafe)]
+pub fn update_sponsorship_matches(p_batch: default!(i32, 100)) -> i32 {
+    if !(1..=100_000).contains(&p_batch) {
+        crate::error::raise(
+            &Plain(PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE, format!("p_batch must be between 1 and 100000, got {p_batch}")),
+            "update_sponsorship_matches",
+        );
+    }
+    let rows = claim(p_batch, gucs::RECALC_MAX_ATTEMPTS.get());
+    if rows.is_empty() {
+        return 0;
+    }
+    let top_k = gucs::MATCH_TOP_K.get().max(1) as usize;
+    match in_subtransaction(|| process(&rows, top_k).or_raise()) {
+        Ok(_) => {
+            mark_done(&rows.iter().map(|r| r.id).collect::<Vec<_>>());
+            rows.len() as i32
+        }
+        Err(_) if rows.len() > 1 => {
+            // Find the culprit(s): each row alone.
+            let mut done = Vec::new();
+            for r in &rows {
+                match in_subtransaction(|| process(std::slice::from_ref(r), top_k).or_raise()) {
+                    Ok(_) => done.push(r.id),
+                    Err(msg) => mark_failed(r.id, &msg),
+                }
+            }
+            mark_done(&done);
+            done.len() as i32
+        }
+        Err(msg) => {
+            mark_failed(rows[0].id, &msg);
+            0
+        }
+    }
+}
+
+/// Rescores the whole marketplace in one pass: the `p_top_k` best sponsors of every event and
+/// best events of every sponsor are written to `sponsorship_matches`, every stored match is
+/// refreshed, and queue rows enqueued before the rescore started are marked processed.
+/// Returns the number of matches written.
+#[pg_extern(volatile, parallel_unsafe)]
+pub fn rescore_all_matches(p_top_k: default!(i32, 25)) -> i64 {
+    if p_top_k < 1 {
+        crate::error::raise(
+            &Plain(PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE, "p_top_k must be at least 1".into()),
+            "rescore_all_matches",
+        );
+    }
+    let started: pgrx::datum::TimestampWithTimeZone =
+        Spi::get_one("SELECT clock_timestamp()").or_raise().expect("clock_timestamp");
+    let (m, w): (Marketplace, Weights) = super::matching::load_marketplace().or_raise();
+    let top = m.top_matches(p_top_k as usize, &w);
+    let mut wanted: HashSet<(usize, usize)> =
+        top_pairs(&top).into_iter().map(|(ei, si, _, _, _)| (si, ei)).collect();
+    let s_index: HashMap<[u8; 16], usize> = m.sponsor_ids.iter().enumerate().map(|(i, id)| (*id, i)).collect();
+    let e_index: HashMap<[u8; 16], usize> = m.event_ids.iter().enumerate().map(|(i, id)| (*id, i)).collect();
+    let stored: Vec<(Uuid, Uuid)> = Spi::connect(|client| {
+        let mut out = Vec::new();
+        for row in client.select("SELECT event_id, sponsor_id FROM sponsorship.sponsorship_matches", None, &[])? {
+            out.push((row.get::<Uuid>(1)?.expect("event_id"), row.get::<Uuid>(2)?.expect("sponsor_id")));
+        }
+        Ok::<_, pgrx::spi::SpiError>(out)
+    })
+    .or_raise();
+    for (e, s) in stored {
+        if let (Some(&ei), Some(&si)) = (e_index.get(e.as_bytes()), s_index.get(s.as_bytes())) {
+            wanted.insert((si, ei));
+        }
+    }
+    let mut pairs: Vec<(usize, usize)> = wanted.into_iter().collect();
+    pairs.sort_unstable();
+    let mut written = 0usize;
+    for chunk in pairs.chunks(5_000) {
+        let rows = chunk
+            .iter()
+            .map(|&(si, ei)| {
+                let (ev, b) = m.compact(si, ei, &w);
+                MatchRow {
+                    event: Uuid::from_bytes(m.event_ids[ei]),
+                    sponsor: Uuid::from_bytes(m.sponsor_ids[si]),
+                    score: numeric5(ev.score),
+                    breakdown: JsonB(b),
+                }
+            })
+            .collect();
+        written += upsert(rows, w.version).or_raise();
+    }
+    Spi::run_with_args(
+        "UPDATE sponsorship.fit_recalc_queue SET processed_at = now(), last_error = NULL
+          WHERE processed_at IS NULL AND enqueued_at < $1",
+        &[started.into()],
+    )
+    .or_raise();
+    written as i64
+}

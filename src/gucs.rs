@@ -1,0 +1,89 @@
+//! Every setting of the extension, in one place. All are `sponsorship.*`.
+
+use std::ffi::CString;
+
+use pgrx::{GucContext, GucFlags, GucRegistry, GucSetting};
+
+/// Queue rows the recalculation worker claims per transaction.
+pub static WORKER_BATCH_SIZE: GucSetting<i32> = GucSetting::<i32>::new(500);
+/// Milliseconds the worker sleeps when the queue is empty.
+pub static WORKER_NAPTIME_MS: GucSetting<i32> = GucSetting::<i32>::new(1000);
+/// Whether the worker drains the queue (it stays connected either way).
+pub static WORKER_ENABLED: GucSetting<bool> = GucSetting::<bool>::new(true);
+/// The database the worker connects to.
+pub static WORKER_DATABASE: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(Some(c"postgres"));
+/// Attempts before a queue row is left as dead.
+pub static RECALC_MAX_ATTEMPTS: GucSetting<i32> = GucSetting::<i32>::new(5);
+/// Seconds before the first retry; doubles with every attempt.
+pub static RECALC_RETRY_BASE_SECONDS: GucSetting<i32> = GucSetting::<i32>::new(30);
+/// Matches kept per event (and per sponsor) when a change rescored it against everything.
+pub static MATCH_TOP_K: GucSetting<i32> = GucSetting::<i32>::new(50);
+
+pub fn init() {
+    GucRegistry::define_int_guc(
+        c"sponsorship.worker_batch_size",
+        c"Queue rows the recalculation worker claims per transaction.",
+        c"Each claimed row is a (event, sponsor) pair, or an event or sponsor to rescore against everything.",
+        &WORKER_BATCH_SIZE,
+        1,
+        100_000,
+        GucContext::Sighup,
+        GucFlags::default(),
+    );
+    GucRegistry::define_int_guc(
+        c"sponsorship.worker_naptime_ms",
+        c"Milliseconds the recalculation worker sleeps when the queue is empty.",
+        c"The worker drains the queue without sleeping while there is work.",
+        &WORKER_NAPTIME_MS,
+        10,
+        3_600_000,
+        GucContext::Sighup,
+        GucFlags::UNIT_MS,
+    );
+    GucRegistry::define_bool_guc(
+        c"sponsorship.worker_enabled",
+        c"Whether the recalculation worker drains fit_recalc_queue.",
+        c"Turn off to leave the queue to pg_cron or direct calls of update_sponsorship_matches().",
+        &WORKER_ENABLED,
+        GucContext::Sighup,
+        GucFlags::default(),
+    );
+    GucRegistry::define_string_guc(
+        c"sponsorship.worker_database",
+        c"Database the recalculation worker connects to.",
+        c"The database where CREATE EXTENSION sponsorship was run. Read when the worker starts (a server restart, or a worker restart).",
+        &WORKER_DATABASE,
+        GucContext::Sighup,
+        GucFlags::default(),
+    );
+    GucRegistry::define_int_guc(
+        c"sponsorship.recalc_max_attempts",
+        c"Attempts before a fit_recalc_queue row is left as dead.",
+        c"A dead row stays in the queue with its last_error for inspection; check_recalc_queue_health() counts it.",
+        &RECALC_MAX_ATTEMPTS,
+        1,
+        100,
+        GucContext::Suset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_int_guc(
+        c"sponsorship.recalc_retry_base_seconds",
+        c"Seconds before a failed fit_recalc_queue row is retried; doubles with every attempt.",
+        c"Retry n waits base * 2^(n-1) seconds, at most one day.",
+        &RECALC_RETRY_BASE_SECONDS,
+        0,
+        86_400,
+        GucContext::Suset,
+        GucFlags::UNIT_S,
+    );
+    GucRegistry::define_int_guc(
+        c"sponsorship.match_top_k",
+        c"Matches stored per event (and per sponsor) when it is rescored against everything.",
+        c"Existing matches of that event or sponsor are always refreshed as well.",
+        &MATCH_TOP_K,
+        1,
+        100_000,
+        GucContext::Suset,
+        GucFlags::default(),
+    );
+}
