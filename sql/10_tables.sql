@@ -359,7 +359,7 @@ CREATE TABLE sponsorship.sponsorship_matches (
     updated_at       timestamptz NOT NULL DEFAULT now(),
     CONSTRAINT sponsorship_matches_pair_key UNIQUE (event_id, sponsor_id)
 );
-CREATE INDEX sponsorship_matches_event_score_idx ON sponsorship.sponsorship_matches (event_id, score DESC);
+-- (event_id, …) lookups use the pair key; an event holds tens of stored matches at most.
 CREATE INDEX sponsorship_matches_sponsor_score_idx ON sponsorship.sponsorship_matches (sponsor_id, score DESC);
 COMMENT ON TABLE sponsorship.sponsorship_matches IS
     'How well a sponsor fits an event: score in [0,1], overlap_metrics = the explained breakdown, review status.';

@@ -43,39 +43,47 @@ pub fn uuid_bytes(u: &Uuid) -> [u8; 16] {
     *u.as_bytes()
 }
 
+const WEIGHTS_SQL: &str = "SELECT version, budget_fit::float8, audience_overlap::float8, geo_fit::float8,
+                                  engagement_quality::float8, objectives_similarity::float8
+                             FROM sponsorship.scoring_weights WHERE is_active";
+
 pub fn weights() -> Result<Weights, LoadError> {
     Spi::connect(|client| {
-        let mut rows = client.select(
-            "SELECT version, budget_fit::float8, audience_overlap::float8, geo_fit::float8,
-                    engagement_quality::float8, objectives_similarity::float8
-               FROM sponsorship.scoring_weights WHERE is_active",
-            Some(1),
-            &[],
-        )?;
-        let Some(row) = rows.next() else {
-            return Err(LoadError::NoActiveWeights);
-        };
-        Ok(Weights::new(
-            row.get::<i32>(1)?.unwrap_or(0),
-            row.get::<f64>(2)?.unwrap_or(f64::NAN),
-            row.get::<f64>(3)?.unwrap_or(f64::NAN),
-            row.get::<f64>(4)?.unwrap_or(f64::NAN),
-            row.get::<f64>(5)?.unwrap_or(f64::NAN),
-            row.get::<f64>(6)?.unwrap_or(f64::NAN),
-        )?)
+        select_prepared(client, WEIGHTS_SQL, &[], &[], |mut rows| {
+            let Some(row) = rows.next() else {
+                return Err(LoadError::NoActiveWeights);
+            };
+            Ok(Weights::new(
+                row.get::<i32>(1)?.unwrap_or(0),
+                row.get::<f64>(2)?.unwrap_or(f64::NAN),
+                row.get::<f64>(3)?.unwrap_or(f64::NAN),
+                row.get::<f64>(4)?.unwrap_or(f64::NAN),
+                row.get::<f64>(5)?.unwrap_or(f64::NAN),
+                row.get::<f64>(6)?.unwrap_or(f64::NAN),
+            )?)
+        })
     })
 }
 
-const SPONSORS_SQL: &str = "
+macro_rules! sponsors_sql {
+    ($filter:literal) => {
+        concat!("
 SELECT s.id, p.sponsor_id IS NOT NULL, p.annual_budget_cents, COALESCE(p.currency, 'USD'),
        p.target_audience, COALESCE(p.preferred_categories, '{}'), COALESCE(p.regions, '{}'),
        p.objectives_embedding
   FROM sponsorship.sponsors s
   LEFT JOIN sponsorship.sponsor_profiles p ON p.sponsor_id = s.id
- WHERE $1::uuid[] IS NULL OR s.id = ANY($1)
- ORDER BY s.id";
+", $filter, "
+ ORDER BY s.id")
+    };
+}
+const SPONSORS_SQL: &str = sponsors_sql!("
+ WHERE s.id = ANY($1)");
+const ALL_SPONSORS_SQL: &str = sponsors_sql!("");
 
-const EVENTS_SQL: &str = "
+macro_rules! events_sql {
+    ($filter:literal) => {
+        concat!("
 SELECT e.id, e.category, e.city, e.country,
        (extract(epoch FROM e.start_at - now()) / 86400)::float8,
        (extract(epoch FROM e.end_at - now()) / 86400)::float8,
@@ -90,12 +98,14 @@ SELECT e.id, e.category, e.city, e.country,
                array_agg(p.currency ORDER BY p.price_cents, p.id) AS currencies
           FROM sponsorship.sponsorship_packages p
          WHERE p.event_id = e.id AND p.is_active AND p.sold < p.inventory) pk ON true
- WHERE $1::uuid[] IS NULL OR e.id = ANY($1)
- ORDER BY e.id";
-
-fn ids_arg(ids: Option<&[Uuid]>) -> Option<Vec<Uuid>> {
-    ids.map(<[Uuid]>::to_vec)
+", $filter, "
+ ORDER BY e.id")
+    };
 }
+const EVENTS_SQL: &str = events_sql!("
+ WHERE e.id = ANY($1)");
+const ALL_EVENTS_SQL: &str = events_sql!("");
+
 
 fn sponsor_from_row(row: &SpiHeapTupleData, at: usize) -> Result<SponsorInput, LoadError> {
     let id: Uuid = row.get(at)?.expect("sponsors.id is NOT NULL");
@@ -268,17 +278,36 @@ pub fn pair(event_id: Uuid, sponsor_id: Uuid) -> Result<(SponsorInput, EventInpu
 /// Sponsors with the given ids (all when None), ordered by id.
 pub fn sponsors(ids: Option<&[Uuid]>) -> Result<Vec<SponsorInput>, LoadError> {
     Spi::connect(|client| {
-        let rows = client.select(SPONSORS_SQL, None, &[ids_arg(ids).into()])?;
-        read_sponsors(rows)
+        match ids {
+            Some(ids) => select_prepared(client, SPONSORS_SQL, &[uuid_array()], &[ids.to_vec().into()], read_sponsors),
+            None => select_prepared(client, ALL_SPONSORS_SQL, &[], &[], read_sponsors),
+        }
     })
 }
 
 /// Events with the given ids (all when None), ordered by id.
 pub fn events(ids: Option<&[Uuid]>) -> Result<Vec<EventInput>, LoadError> {
     Spi::connect(|client| {
-        let rows = client.select(EVENTS_SQL, None, &[ids_arg(ids).into()])?;
-        read_events(rows)
+        match ids {
+            Some(ids) => select_prepared(client, EVENTS_SQL, &[uuid_array()], &[ids.to_vec().into()], read_events),
+            None => select_prepared(client, ALL_EVENTS_SQL, &[], &[], read_events),
+        }
     })
+}
+
+const CITIES_SQL: &str = "SELECT city, array_agg(country ORDER BY country) FROM sponsorship.mv_city_countries
+                            WHERE $1::text[] IS NULL OR city = ANY($1)
+                            GROUP BY city";
+
+const TIERS_SQL: &str = "SELECT quality_tier, currency, median_price_cents FROM sponsorship.mv_tier_price_medians
+                           WHERE ($1::text IS NULL OR quality_tier = $1) AND ($2::text IS NULL OR currency = $2)";
+
+fn uuid_array() -> PgOid {
+    PgOid::BuiltIn(pg_sys::BuiltinOid::UUIDARRAYOID)
+}
+
+fn text_array() -> PgOid {
+    PgOid::BuiltIn(pg_sys::BuiltinOid::TEXTARRAYOID)
 }
 
 /// Which tier median package prices to load.
@@ -293,36 +322,28 @@ pub enum TierQuery {
 pub fn context(cities: Option<Vec<String>>, tiers: TierQuery) -> Result<MarketContext, LoadError> {
     Spi::connect(|client| {
         let mut ctx = MarketContext::default();
-        let rows = client.select(
-            "SELECT city, array_agg(country ORDER BY country) FROM sponsorship.mv_city_countries
-              WHERE $1::text[] IS NULL OR city = ANY($1)
-              GROUP BY city",
-            None,
-            &[cities.into()],
-        )?;
-        for row in rows {
-            if let (Some(city), Some(countries)) = (row.get::<String>(1)?, row.get::<Vec<String>>(2)?) {
-                ctx.city_countries.insert(city, countries);
+        select_prepared(client, CITIES_SQL, &[text_array()], &[cities.into()], |rows| {
+            for row in rows {
+                if let (Some(city), Some(countries)) = (row.get::<String>(1)?, row.get::<Vec<String>>(2)?) {
+                    ctx.city_countries.insert(city, countries);
+                }
             }
-        }
+            Ok(())
+        })?;
         let (tier, currency) = match tiers {
             TierQuery::None => return Ok(ctx),
             TierQuery::One(t, c) => (Some(t), Some(c)),
             TierQuery::All => (None, None),
         };
-        let rows = client.select(
-            "SELECT quality_tier, currency, median_price_cents FROM sponsorship.mv_tier_price_medians
-              WHERE ($1::text IS NULL OR quality_tier = $1) AND ($2::text IS NULL OR currency = $2)",
-            None,
-            &[tier.into(), currency.into()],
-        )?;
-        let mut medians = HashMap::new();
-        for row in rows {
-            if let (Some(t), Some(c), Some(p)) = (row.get::<String>(1)?, row.get::<String>(2)?, row.get::<i64>(3)?) {
-                medians.insert((t, c), p);
+        let text = PgOid::BuiltIn(pg_sys::BuiltinOid::TEXTOID);
+        select_prepared(client, TIERS_SQL, &[text, text], &[tier.into(), currency.into()], |rows| {
+            for row in rows {
+                if let (Some(t), Some(c), Some(p)) = (row.get::<String>(1)?, row.get::<String>(2)?, row.get::<i64>(3)?) {
+                    ctx.tier_median_price.insert((t, c), p);
+                }
             }
-        }
-        ctx.tier_median_price = medians;
+            Ok(())
+        })?;
         Ok(ctx)
     })
 }

@@ -1,8 +1,9 @@
 //! Draining `fit_recalc_queue` into `sponsorship_matches` (SPEC §4), and the full rescore.
 //!
-//! A call claims up to `p_batch` ready rows with `FOR UPDATE SKIP LOCKED` (so concurrent
-//! callers never take the same row), counts the attempt, scores every pair the rows name in
-//! one pass of the batch kernel, upserts the matches and marks the rows processed. If the
+//! A call locks up to `p_batch` ready rows with `FOR UPDATE SKIP LOCKED` (so concurrent
+//! callers never take the same row), scores every pair the rows name in one pass of the batch
+//! kernel, upserts the matches and marks the rows processed, counting the attempt. (The locks,
+//! the writes and the attempt count share one transaction: a crash undoes all of them.) If the
 //! batch fails, each row is retried alone in a subtransaction so one bad row cannot hold the
 //! others back; a failing row keeps its error, waits `base · 2^(attempts-1)` seconds, and after
 //! `sponsorship.recalc_max_attempts` stays in the queue as dead, for inspection.
@@ -64,16 +65,11 @@ fn in_subtransaction<T>(f: impl FnOnce() -> T) -> Result<T, String> {
 fn claim(batch: i32, max_attempts: i32) -> Vec<QueueRow> {
     Spi::connect_mut(|client| {
         let rows = client.update(
-            "WITH ready AS (
-                 SELECT id FROM sponsorship.fit_recalc_queue
-                  WHERE processed_at IS NULL AND next_attempt_at <= now() AND attempts < $2
-                  ORDER BY priority DESC, enqueued_at, id
-                  LIMIT $1
-                    FOR UPDATE SKIP LOCKED)
-             UPDATE sponsorship.fit_recalc_queue q
-                SET attempts = q.attempts + 1
-               FROM ready WHERE q.id = ready.id
-             RETURNING q.id, q.event_id, q.sponsor_id",
+            "SELECT id, event_id, sponsor_id FROM sponsorship.fit_recalc_queue
+              WHERE processed_at IS NULL AND next_attempt_at <= now() AND attempts < $2
+              ORDER BY priority DESC, enqueued_at, id
+              LIMIT $1
+                FOR UPDATE SKIP LOCKED",
             None,
             &[batch.into(), max_attempts.into()],
         )?;
@@ -96,6 +92,16 @@ struct MatchRow {
     sponsor: Uuid,
     score: AnyNumeric,
     breakdown: JsonB,
+}
+
+fn match_row(m: &Marketplace, si: usize, ei: usize, w: &Weights) -> MatchRow {
+    let (ev, b) = m.compact(si, ei, w);
+    MatchRow {
+        event: Uuid::from_bytes(m.event_ids[ei]),
+        sponsor: Uuid::from_bytes(m.sponsor_ids[si]),
+        score: numeric5(ev.score),
+        breakdown: JsonB(b),
+    }
 }
 
 /// Writes matches in one statement; existing pairs keep their review status.
@@ -217,24 +223,15 @@ fn process(rows: &[QueueRow], top_k: usize) -> Result<usize, LoadError> {
     }
     let mut pairs: Vec<(usize, usize)> = wanted.into_iter().collect();
     pairs.sort_unstable();
-    let out = pairs
-        .into_iter()
-        .map(|(si, ei)| {
-            let (ev, b) = m.compact(si, ei, &w);
-            MatchRow {
-                event: Uuid::from_bytes(m.event_ids[ei]),
-                sponsor: Uuid::from_bytes(m.sponsor_ids[si]),
-                score: numeric5(ev.score),
-                breakdown: JsonB(b),
-            }
-        })
-        .collect();
+    let out = pairs.into_iter().map(|(si, ei)| match_row(&m, si, ei, &w)).collect();
     Ok(upsert(out, w.version)?)
 }
 
 fn mark_done(ids: &[i64]) {
     Spi::run_with_args(
-        "UPDATE sponsorship.fit_recalc_queue SET processed_at = now(), last_error = NULL WHERE id = ANY($1)",
+        "UPDATE sponsorship.fit_recalc_queue
+            SET processed_at = now(), last_error = NULL, attempts = attempts + 1
+          WHERE id = ANY($1)",
         &[ids.to_vec().into()],
     )
     .or_raise();
@@ -244,8 +241,9 @@ fn mark_failed(id: i64, error: &str) {
     let base = gucs::RECALC_RETRY_BASE_SECONDS.get().max(0) as f64;
     Spi::run_with_args(
         "UPDATE sponsorship.fit_recalc_queue
-            SET last_error = $2,
-                next_attempt_at = now() + make_interval(secs => LEAST(86400, $3 * power(2, GREATEST(attempts - 1, 0))))
+            SET attempts = attempts + 1,
+                last_error = $2,
+                next_attempt_at = now() + make_interval(secs => LEAST(86400, $3 * power(2, attempts)))
           WHERE id = $1",
         &[id.into(), error.into(), base.into()],
     )
@@ -334,18 +332,7 @@ pub fn rescore_all_matches(p_top_k: default!(i32, 25)) -> i64 {
     pairs.sort_unstable();
     let mut written = 0usize;
     for chunk in pairs.chunks(5_000) {
-        let rows = chunk
-            .iter()
-            .map(|&(si, ei)| {
-                let (ev, b) = m.compact(si, ei, &w);
-                MatchRow {
-                    event: Uuid::from_bytes(m.event_ids[ei]),
-                    sponsor: Uuid::from_bytes(m.sponsor_ids[si]),
-                    score: numeric5(ev.score),
-                    breakdown: JsonB(b),
-                }
-            })
-            .collect();
+        let rows = chunk.iter().map(|&(si, ei)| match_row(&m, si, ei, &w)).collect();
         written += upsert(rows, w.version).or_raise();
     }
     Spi::run_with_args(

@@ -36,10 +36,7 @@ pub fn breakdown(
     s_has_embedding: bool,
     e_has_embedding: bool,
 ) -> Value {
-    let mut missing: Vec<&str> = Vec::new();
-    if !s.has_profile {
-        missing.push("sponsor_profile");
-    }
+    let missing = missing_list(s, e, ev, s_has_embedding, e_has_embedding);
 
     // budget
     let mut budget_inputs = Map::new();
@@ -64,14 +61,7 @@ pub fn breakdown(
             );
             "quality_tier_estimate"
         }
-        BudgetSource::Missing => {
-            if s.annual_budget_cents.is_none() {
-                missing.push("annual_budget_cents");
-            } else {
-                missing.push("comparable_package_prices");
-            }
-            "neutral"
-        }
+        BudgetSource::Missing => "neutral",
     };
     budget_inputs.insert("source".into(), json!(budget_source));
 
@@ -93,10 +83,6 @@ pub fn breakdown(
         .filter(|((m, _), _)| s.audience_global || m.intersects(&s.audience_regions))
         .map(|(_, k)| k.as_str())
         .collect();
-    if ev.age_overlap.is_none() && ev.region_share.is_none() && ev.interest_match.is_none() {
-        missing.push("audience_data");
-    }
-
     // geo
     let geo_rule = match ev.geo_rule {
         GeoRule::Global => "sponsor targets global",
@@ -104,31 +90,16 @@ pub fn breakdown(
         GeoRule::Country => "event country is a sponsor region",
         GeoRule::SameCountryAsTargetCity => "event is in the country of a sponsor city",
         GeoRule::NoMatch => "no sponsor region matches",
-        GeoRule::NoSponsorRegions => {
-            missing.push("regions");
-            "sponsor has no regions"
-        }
+        GeoRule::NoSponsorRegions => "sponsor has no regions",
         GeoRule::NoEventLocation => "event has no city or country",
     };
-    if e.city.is_none() && e.country.is_none() {
-        missing.push("event_location");
-    }
     let sponsor_regions: Vec<&str> = if s.geo_global {
         vec!["global"]
     } else {
         s.geo_places.ids().map(|id| world.places.name(id)).collect()
     };
 
-    if e.quality.is_none() {
-        missing.push("quality_score");
-    }
     let objectives_neutral = ev.cosine.is_none();
-    if !s_has_embedding {
-        missing.push("objectives_embedding");
-    }
-    if !e_has_embedding {
-        missing.push("description_embedding");
-    }
 
     let factor = |value: f64, weight: f64, inputs: Value| {
         json!({
@@ -189,29 +160,55 @@ pub fn breakdown(
     })
 }
 
-/// The compact form stored in `sponsorship_matches.overlap_metrics` for every scored pair:
-/// the factor values (old top-level keys), what was missing and the versions. The full
-/// explanation of a stored pair is one `fn_compute_match_score` call away.
-pub fn compact(world: &World, s: &CompiledSponsor, e: &CompiledEvent, ev: &PairEval, w: &Weights, s_emb: bool, e_emb: bool) -> Value {
-    let full = breakdown(world, s, e, ev, w, s_emb, e_emb);
-    let mut out = Map::new();
-    for key in [
-        "score",
-        "budget_fit",
-        "audience_overlap",
-        "geo_fit",
-        "engagement_quality",
-        "objectives_similarity",
-        "temporal_fit",
-        "weighted_sum",
-        "event_quality_tier",
-        "sponsor_budget_range",
-        "objectives_similarity_neutral",
-        "missing",
-        "weights_version",
-        "model_version",
-    ] {
-        out.insert(key.to_string(), full[key].clone());
+/// What was missing for a pair, as the breakdown lists it.
+fn missing_list(s: &CompiledSponsor, e: &CompiledEvent, ev: &PairEval, s_emb: bool, e_emb: bool) -> Vec<&'static str> {
+    let mut missing = Vec::new();
+    if !s.has_profile {
+        missing.push("sponsor_profile");
     }
-    Value::Object(out)
+    if ev.budget_source == BudgetSource::Missing {
+        missing.push(if s.annual_budget_cents.is_none() { "annual_budget_cents" } else { "comparable_package_prices" });
+    }
+    if ev.age_overlap.is_none() && ev.region_share.is_none() && ev.interest_match.is_none() {
+        missing.push("audience_data");
+    }
+    if ev.geo_rule == GeoRule::NoSponsorRegions {
+        missing.push("regions");
+    }
+    if e.city.is_none() && e.country.is_none() {
+        missing.push("event_location");
+    }
+    if e.quality.is_none() {
+        missing.push("quality_score");
+    }
+    if !s_emb {
+        missing.push("objectives_embedding");
+    }
+    if !e_emb {
+        missing.push("description_embedding");
+    }
+    missing
+}
+
+/// The compact form stored in `sponsorship_matches.overlap_metrics` for every scored pair:
+/// the factor values (the old top-level keys), what was missing and the versions — the top
+/// level of the full breakdown, without `factors` and `temporal`. The full explanation of a
+/// stored pair is one `fn_compute_match_score` call away.
+pub fn compact(world: &World, s: &CompiledSponsor, e: &CompiledEvent, ev: &PairEval, w: &Weights, s_emb: bool, e_emb: bool) -> Value {
+    json!({
+        "score": round5(ev.score),
+        "budget_fit": r6(ev.budget_fit),
+        "audience_overlap": r6(ev.audience_overlap),
+        "geo_fit": r6(ev.geo_fit),
+        "engagement_quality": r6(ev.engagement_quality),
+        "objectives_similarity": r6(ev.objectives_similarity),
+        "temporal_fit": r6(ev.temporal_fit),
+        "weighted_sum": r6(ev.weighted_sum),
+        "event_quality_tier": e.tier.map(|t| world.tiers.name(t)),
+        "sponsor_budget_range": budget_range(s.annual_budget_cents),
+        "objectives_similarity_neutral": ev.cosine.is_none(),
+        "missing": missing_list(s, e, ev, s_emb, e_emb),
+        "weights_version": w.version,
+        "model_version": MODEL_VERSION,
+    })
 }

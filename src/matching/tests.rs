@@ -359,3 +359,19 @@ fn every_score_stays_in_the_unit_interval() {
         }
     }
 }
+
+#[test]
+fn the_stored_compact_breakdown_is_the_top_level_of_the_full_one() {
+    let (ctx, sponsors, events) = random_marketplace(10, 10, 5);
+    let m = Marketplace::build(&ctx, &sponsors, &events);
+    for si in 0..10 {
+        for ei in 0..10 {
+            let (_, full) = m.explain(si, ei, &W);
+            let (_, compact) = m.compact(si, ei, &W);
+            for (k, v) in compact.as_object().unwrap() {
+                assert_eq!(&full[k], v, "{k}");
+            }
+            assert!(compact.get("factors").is_none());
+        }
+    }
+}
