@@ -310,6 +310,27 @@ fn text_array() -> PgOid {
     PgOid::BuiltIn(pg_sys::BuiltinOid::TEXTARRAYOID)
 }
 
+/// Changes whenever anything a compiled sponsor side depends on changes, as seen by this
+/// caller: the visible rows of sponsors, sponsor_profiles and the market reference views
+/// (each row's xmin changes with every update, so their count, sum and hash sum move), plus
+/// who is asking.
+const SPONSOR_FINGERPRINT_SQL: &str = "
+SELECT concat_ws(':', current_user, sponsorship.current_user_id(), 'sponsorship.sponsors'::regclass::oid,
+       (SELECT count(*) || '/' || COALESCE(sum(x.xmin::text::bigint), 0) || '/' || COALESCE(sum(hashtext(x.xmin::text)), 0)
+          FROM sponsorship.sponsors x),
+       (SELECT count(*) || '/' || COALESCE(sum(x.xmin::text::bigint), 0) || '/' || COALESCE(sum(hashtext(x.xmin::text)), 0)
+          FROM sponsorship.sponsor_profiles x),
+       (SELECT count(*) || '/' || COALESCE(sum(x.xmin::text::bigint), 0) FROM sponsorship.mv_city_countries x),
+       (SELECT count(*) || '/' || COALESCE(sum(x.xmin::text::bigint), 0) FROM sponsorship.mv_tier_price_medians x))";
+
+pub fn sponsor_fingerprint() -> Result<String, LoadError> {
+    Spi::connect(|client| {
+        select_prepared(client, SPONSOR_FINGERPRINT_SQL, &[], &[], |mut rows| {
+            Ok(rows.next().and_then(|r| r.get::<String>(1).ok().flatten()).unwrap_or_default())
+        })
+    })
+}
+
 /// Which tier median package prices to load.
 pub enum TierQuery {
     None,

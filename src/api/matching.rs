@@ -1,11 +1,14 @@
 //! The matching API: per-pair scores with explanations, and batch scoring in one call.
 
+use std::cell::RefCell;
+use std::rc::Rc;
+
 use pgrx::prelude::*;
 use pgrx::{AnyNumeric, JsonB, Uuid};
 
 use super::load::{self, LoadError, TierQuery};
 use crate::error::OrRaise;
-use crate::matching::kernel::Marketplace;
+use crate::matching::kernel::{Marketplace, SponsorSide};
 use crate::matching::model::{SponsorInput, Weights};
 use crate::matching::score::round5;
 
@@ -37,15 +40,35 @@ pub fn fn_compute_match_score(
     TableIterator::once((numeric5(ev.score), JsonB(b)))
 }
 
+thread_local! {
+    /// Every sponsor, compiled, with the fingerprint of what it was compiled from. One event
+    /// against every sponsor reuses it call after call while nothing it depends on changed.
+    static SPONSOR_SIDE: RefCell<Option<(String, Rc<SponsorSide>)>> = const { RefCell::new(None) };
+}
+
+fn all_sponsors_compiled() -> Result<Rc<SponsorSide>, LoadError> {
+    let fingerprint = load::sponsor_fingerprint()?;
+    let cached = SPONSOR_SIDE.with(|c| {
+        c.borrow().as_ref().filter(|(f, _)| *f == fingerprint).map(|(_, side)| Rc::clone(side))
+    });
+    if let Some(side) = cached {
+        return Ok(side);
+    }
+    let sponsors = load::sponsors(None)?;
+    let ctx = load::context(None, TierQuery::All)?;
+    let side = Rc::new(SponsorSide::build(&ctx, &sponsors));
+    SPONSOR_SIDE.with(|c| *c.borrow_mut() = Some((fingerprint, Rc::clone(&side))));
+    Ok(side)
+}
+
 fn load_all_sponsors_and(event_id: Uuid) -> Result<(Marketplace, Weights), LoadError> {
     let events = load::events(Some(&[event_id]))?;
     if events.is_empty() {
         return Err(LoadError::UnknownEvent(event_id));
     }
-    let sponsors = load::sponsors(None)?;
+    let side = all_sponsors_compiled()?;
     let w = load::weights()?;
-    let ctx = load::context(None, TierQuery::All)?;
-    Ok((Marketplace::build(&ctx, &sponsors, &events), w))
+    Ok((Marketplace::with_sponsor_side(&side, &events), w))
 }
 
 fn load_all_events_and(sponsor_id: Uuid) -> Result<(Marketplace, Weights), LoadError> {

@@ -5,6 +5,7 @@
 
 use std::cmp::{Ordering, Reverse};
 use std::collections::BinaryHeap;
+use std::rc::Rc;
 
 use ndarray::Array2;
 use serde_json::Value;
@@ -18,12 +19,49 @@ pub const SPONSOR_BLOCK: usize = 64;
 /// Events per block.
 pub const EVENT_BLOCK: usize = 256;
 
+/// The sponsor half of a marketplace, compiled: it can be kept and paired with different
+/// events (one event against every sponsor, call after call).
+pub struct SponsorSide {
+    world: World,
+    ids: Rc<Vec<[u8; 16]>>,
+    sponsors: Rc<Vec<CompiledSponsor>>,
+    emb: Rc<Array2<f32>>,
+    has_emb: Rc<Vec<bool>>,
+    /// Embedding dimension of the sponsors (0 when none has one).
+    dims: usize,
+}
+
+impl SponsorSide {
+    pub fn build(ctx: &MarketContext, sponsors: &[SponsorInput]) -> SponsorSide {
+        let mut world = World::new(ctx);
+        let compiled: Vec<CompiledSponsor> = sponsors.iter().map(|s| world.compile_sponsor(s)).collect();
+        let dims = embedding_dims(sponsors, &[]);
+        let (emb, has_emb) = embed_rows(sponsors.iter().map(|s| s.embedding.as_ref()), sponsors.len(), dims);
+        SponsorSide {
+            world,
+            ids: Rc::new(sponsors.iter().map(|s| s.id).collect()),
+            sponsors: Rc::new(compiled),
+            emb: Rc::new(emb),
+            has_emb: Rc::new(has_emb),
+            dims,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.sponsors.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.sponsors.is_empty()
+    }
+}
+
 pub struct Marketplace {
     pub world: World,
-    pub sponsor_ids: Vec<[u8; 16]>,
-    pub sponsors: Vec<CompiledSponsor>,
-    s_emb: Array2<f32>,
-    s_has_emb: Vec<bool>,
+    pub sponsor_ids: Rc<Vec<[u8; 16]>>,
+    pub sponsors: Rc<Vec<CompiledSponsor>>,
+    s_emb: Rc<Array2<f32>>,
+    s_has_emb: Rc<Vec<bool>>,
     pub event_ids: Vec<[u8; 16]>,
     pub events: Vec<CompiledEvent>,
     e_emb: Array2<f32>,
@@ -117,17 +155,26 @@ pub struct TopMatches {
 
 impl Marketplace {
     pub fn build(ctx: &MarketContext, sponsors: &[SponsorInput], events: &[EventInput]) -> Marketplace {
-        let mut world = World::new(ctx);
-        // Sponsors first: events' geo keys are matched against the regions sponsors target.
-        let compiled_sponsors: Vec<CompiledSponsor> = sponsors.iter().map(|s| world.compile_sponsor(s)).collect();
+        Marketplace::with_sponsor_side(&SponsorSide::build(ctx, sponsors), events)
+    }
+
+    /// Pairs compiled sponsors with events. The sponsors were compiled first, as they must be:
+    /// events' geo keys are matched against the regions sponsors target.
+    pub fn with_sponsor_side(side: &SponsorSide, events: &[EventInput]) -> Marketplace {
+        let mut world = side.world.clone();
         let compiled_events: Vec<CompiledEvent> = events.iter().map(|e| world.compile_event(e)).collect();
-        let dims = embedding_dims(sponsors, events);
-        let (s_emb, s_has_emb) = embed_rows(sponsors.iter().map(|s| s.embedding.as_ref()), sponsors.len(), dims);
+        let dims = if side.dims > 0 { side.dims } else { embedding_dims(&[], events) };
+        let (s_emb, s_has_emb) = if side.dims == dims {
+            (Rc::clone(&side.emb), Rc::clone(&side.has_emb))
+        } else {
+            // no sponsor has an embedding: a zero matrix of the events' width
+            (Rc::new(Array2::<f32>::zeros((side.len(), dims))), Rc::new(vec![false; side.len()]))
+        };
         let (e_emb, e_has_emb) = embed_rows(events.iter().map(|e| e.embedding.as_ref()), events.len(), dims);
         Marketplace {
             world,
-            sponsor_ids: sponsors.iter().map(|s| s.id).collect(),
-            sponsors: compiled_sponsors,
+            sponsor_ids: Rc::clone(&side.ids),
+            sponsors: Rc::clone(&side.sponsors),
             s_emb,
             s_has_emb,
             event_ids: events.iter().map(|e| e.id).collect(),

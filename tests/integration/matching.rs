@@ -434,8 +434,11 @@ mod uuid_str {
 
 #[test]
 fn the_worker_picks_up_an_edit_within_seconds() {
-    // The worker runs in the database named by sponsorship.worker_database ('postgres').
+    // The worker runs in the database named by sponsorship.worker_database, which
+    // scripts/test.sh sets to 'postgres' for its cluster.
     let mut c = connect("postgres");
+    let db = scalar_string(&mut c, "SELECT current_setting('sponsorship.worker_database', true)");
+    assert_eq!(db, "postgres", "this test needs a cluster whose worker serves the postgres database (scripts/test.sh)");
     c.batch_execute("SET client_min_messages = warning; DROP EXTENSION IF EXISTS sponsorship CASCADE; CREATE EXTENSION sponsorship CASCADE")
         .unwrap();
     let guard = DropExtension;
@@ -540,4 +543,53 @@ fn the_semantic_match_has_three_different_signals() {
 
     expect_error(c, &format!("SELECT * FROM sponsorship.semantic_sponsor_event_match(gen_random_uuid(), '{EVENT}')"), "P0002");
     expect_error(c, &format!("SELECT * FROM sponsorship.semantic_sponsor_event_match('{SPONSOR}', gen_random_uuid())"), "P0002");
+}
+
+#[test]
+fn one_event_against_all_sponsors_follows_every_change_between_calls() {
+    let mut db = TestDb::with_extension("sidecache");
+    small_marketplace(&mut db);
+    let mut other = db.connect();
+    let c = &mut db.client;
+    let event = scalar_string(c, "SELECT md5('e1')::uuid::text");
+    let sponsor = scalar_string(c, "SELECT md5('s2')::uuid::text");
+    let batch = |c: &mut Client| -> String {
+        scalar_string(
+            c,
+            &format!("SELECT score::text FROM sponsorship.fn_compute_event_matches('{event}') WHERE sponsor_id = '{sponsor}'"),
+        )
+    };
+    let pair = |c: &mut Client| -> String {
+        scalar_string(c, &format!("SELECT score::text FROM sponsorship.fn_compute_match_score('{event}', '{sponsor}')"))
+    };
+    let first = batch(c);
+    assert_eq!(first, pair(c));
+    // a change committed by another session is seen by the next call of this one
+    other
+        .batch_execute(&format!(
+            "UPDATE sponsorship.sponsor_profiles SET regions = ARRAY['Berlin'], annual_budget_cents = 1
+              WHERE sponsor_id = '{sponsor}'"
+        ))
+        .unwrap();
+    let second = batch(c);
+    assert_ne!(first, second, "the edit changes the score");
+    assert_eq!(second, pair(c));
+    // and so is this session's own uncommitted change, and its rollback
+    c.batch_execute(&format!(
+        "BEGIN; UPDATE sponsorship.sponsor_profiles SET regions = ARRAY['global'] WHERE sponsor_id = '{sponsor}'"
+    ))
+    .unwrap();
+    let third = batch(c);
+    assert_eq!(third, pair(c));
+    assert_ne!(third, second);
+    c.batch_execute("ROLLBACK").unwrap();
+    assert_eq!(batch(c), second);
+    // a new sponsor appears
+    other
+        .batch_execute(&format!(
+            "INSERT INTO sponsorship.sponsors (id, name) VALUES ('00000000-0000-0000-0000-0000000000c9', 'Late');"
+        ))
+        .unwrap();
+    let n = scalar_i64(c, &format!("SELECT count(*) FROM sponsorship.fn_compute_event_matches('{event}')"));
+    assert_eq!(n, 16);
 }
