@@ -43,6 +43,11 @@ BEGIN
 
     -- one event against all sponsors: one call vs looping the PL/pgSQL function
     SELECT count(*) INTO ns FROM sponsorship.sponsors;
+    -- the first call in a backend compiles every sponsor; later calls reuse them
+    t0 := clock_timestamp();
+    PERFORM count(*) FROM sponsorship.fn_compute_event_matches((SELECT id FROM sponsorship.events ORDER BY id LIMIT 1));
+    INSERT INTO results VALUES ('batch: first call in a backend (compiles all sponsors)',
+                                round((extract(epoch FROM clock_timestamp() - t0) * 1000)::numeric, 1), 'ms', NULL, NULL, 'informational');
     batch_s := 0; loop_s := 0;
     FOR e IN SELECT id FROM sponsorship.events ORDER BY md5(id::text) LIMIT 3 LOOP
         t0 := clock_timestamp();
@@ -104,4 +109,4 @@ SELECT pg_reload_conf() AS _ \gset
 
 \echo
 \echo '━━ Matching benchmark ━━'
-SELECT measure, value, unit, baseline, ratio || 'x' AS ratio, target FROM results;
+SELECT measure, value, unit, baseline, (ratio || 'x') AS ratio, target FROM results;

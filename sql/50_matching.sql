@@ -1,3 +1,44 @@
+-- Batch scoring. The Rust functions return parallel arrays in one call; these unnest them.
+-- (A set-returning function with a pinned search_path pays for the setting on every row it
+-- returns; one call with arrays pays once.)
+CREATE FUNCTION sponsorship.fn_compute_event_matches(p_event_id uuid, p_explain boolean DEFAULT false)
+RETURNS TABLE (sponsor_id uuid, score numeric, breakdown jsonb)
+LANGUAGE sql STABLE PARALLEL SAFE
+AS $fn$
+    SELECT u.sponsor_id, u.score, u.breakdown
+      FROM sponsorship.event_match_arrays(p_event_id, p_explain) a,
+           unnest(a.sponsor_ids, a.scores, a.breakdowns) WITH ORDINALITY AS u(sponsor_id, score, breakdown, n)
+     ORDER BY u.n
+$fn$;
+COMMENT ON FUNCTION sponsorship.fn_compute_event_matches(uuid, boolean) IS
+    'One event against every sponsor in one call, best first; with p_explain each row carries the full breakdown.';
+
+CREATE FUNCTION sponsorship.fn_compute_sponsor_matches(p_sponsor_id uuid, p_explain boolean DEFAULT false)
+RETURNS TABLE (event_id uuid, score numeric, breakdown jsonb)
+LANGUAGE sql STABLE PARALLEL SAFE
+AS $fn$
+    SELECT u.event_id, u.score, u.breakdown
+      FROM sponsorship.sponsor_match_arrays(p_sponsor_id, p_explain) a,
+           unnest(a.event_ids, a.scores, a.breakdowns) WITH ORDINALITY AS u(event_id, score, breakdown, n)
+     ORDER BY u.n
+$fn$;
+COMMENT ON FUNCTION sponsorship.fn_compute_sponsor_matches(uuid, boolean) IS
+    'One sponsor against every event in one call, best first; with p_explain each row carries the full breakdown.';
+
+CREATE FUNCTION sponsorship.fn_compute_match_matrix(p_top_k integer DEFAULT 25)
+RETURNS TABLE (event_id uuid, sponsor_id uuid, score numeric, rank_for_event integer, rank_for_sponsor integer)
+LANGUAGE sql STABLE PARALLEL SAFE
+AS $fn$
+    SELECT u.event_id, u.sponsor_id, u.score, u.rank_for_event, u.rank_for_sponsor
+      FROM sponsorship.match_matrix_arrays(p_top_k) a,
+           unnest(a.event_ids, a.sponsor_ids, a.scores, a.ranks_for_event, a.ranks_for_sponsor)
+             WITH ORDINALITY AS u(event_id, sponsor_id, score, rank_for_event, rank_for_sponsor, n)
+     ORDER BY u.n
+$fn$;
+COMMENT ON FUNCTION sponsorship.fn_compute_match_matrix(integer) IS
+    'Every sponsor against every event in one call: the p_top_k best sponsors of each event and events of each '
+    'sponsor, with both ranks (NULL where the pair is not in that list).';
+
 -- The recalculation queue (SPEC §4): triggers that enqueue what a change affects, health and
 -- cleanup with the old result columns, recommendations with the old columns, weights admin.
 

@@ -47,6 +47,7 @@ REVOKE EXECUTE ON FUNCTION
     sponsorship.check_recalc_queue_health(),
     sponsorship.cleanup_recalc_queue(),
     sponsorship.fn_compute_match_matrix(int),
+    sponsorship.match_matrix_arrays(int),
     sponsorship.worker_status(),
     sponsorship.match_kernel_benchmark(int)
   FROM anon, authenticated;

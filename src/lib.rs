@@ -41,8 +41,9 @@ extension_sql_file!(
     name = "matching",
     requires = [
         "security",
-        api::matching::fn_compute_event_matches,
-        api::matching::fn_compute_sponsor_matches,
+        api::matching::event_match_arrays,
+        api::matching::sponsor_match_arrays,
+        api::matching::match_matrix_arrays,
         api::matching::fn_compute_match_score
     ]
 );

@@ -83,45 +83,44 @@ fn load_all_events_and(sponsor_id: Uuid) -> Result<(Marketplace, Weights), LoadE
 }
 
 
-/// One event against every sponsor in one call, best first. With `p_explain`, each row
-/// carries the full breakdown (slower).
-#[pg_extern(stable, parallel_safe, name = "fn_compute_event_matches")]
-pub fn fn_compute_event_matches(
+/// One event against every sponsor, best first, as parallel arrays (one call of this
+/// function however many sponsors; `fn_compute_event_matches` unnests them).
+#[pg_extern(stable, parallel_safe)]
+pub fn event_match_arrays(
     p_event_id: Uuid,
-    p_explain: default!(bool, false),
-) -> TableIterator<'static, (name!(sponsor_id, Uuid), name!(score, AnyNumeric), name!(breakdown, Option<JsonB>))> {
+    p_explain: bool,
+) -> TableIterator<
+    'static,
+    (name!(sponsor_ids, Vec<Uuid>), name!(scores, Vec<AnyNumeric>), name!(breakdowns, Vec<Option<JsonB>>)),
+> {
     let (m, w) = load_all_sponsors_and(p_event_id).or_raise();
     let mut rows: Vec<(usize, f64)> =
         m.score_event(0, &w).iter().enumerate().map(|(si, ev)| (si, ev.score)).collect();
     rows.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
-    let out: Vec<_> = rows
-        .into_iter()
-        .map(|(si, score)| {
-            let b = p_explain.then(|| JsonB(m.explain(si, 0, &w).1));
-            (Uuid::from_bytes(m.sponsor_ids[si]), numeric5(score), b)
-        })
-        .collect();
-    TableIterator::new(out)
+    let ids = rows.iter().map(|(si, _)| Uuid::from_bytes(m.sponsor_ids[*si])).collect();
+    let scores = rows.iter().map(|(_, score)| numeric5(*score)).collect();
+    let breakdowns = rows.iter().map(|(si, _)| p_explain.then(|| JsonB(m.explain(*si, 0, &w).1))).collect();
+    TableIterator::once((ids, scores, breakdowns))
 }
 
-/// One sponsor against every event in one call, best first.
-#[pg_extern(stable, parallel_safe, name = "fn_compute_sponsor_matches")]
-pub fn fn_compute_sponsor_matches(
+/// One sponsor against every event, best first, as parallel arrays
+/// (`fn_compute_sponsor_matches` unnests them).
+#[pg_extern(stable, parallel_safe)]
+pub fn sponsor_match_arrays(
     p_sponsor_id: Uuid,
-    p_explain: default!(bool, false),
-) -> TableIterator<'static, (name!(event_id, Uuid), name!(score, AnyNumeric), name!(breakdown, Option<JsonB>))> {
+    p_explain: bool,
+) -> TableIterator<
+    'static,
+    (name!(event_ids, Vec<Uuid>), name!(scores, Vec<AnyNumeric>), name!(breakdowns, Vec<Option<JsonB>>)),
+> {
     let (m, w) = load_all_events_and(p_sponsor_id).or_raise();
     let mut rows: Vec<(usize, f64)> =
         m.score_sponsor(0, &w).iter().enumerate().map(|(ei, ev)| (ei, ev.score)).collect();
     rows.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
-    let out: Vec<_> = rows
-        .into_iter()
-        .map(|(ei, score)| {
-            let b = p_explain.then(|| JsonB(m.explain(0, ei, &w).1));
-            (Uuid::from_bytes(m.event_ids[ei]), numeric5(score), b)
-        })
-        .collect();
-    TableIterator::new(out)
+    let ids = rows.iter().map(|(ei, _)| Uuid::from_bytes(m.event_ids[*ei])).collect();
+    let scores = rows.iter().map(|(_, score)| numeric5(*score)).collect();
+    let breakdowns = rows.iter().map(|(ei, _)| p_explain.then(|| JsonB(m.explain(0, *ei, &w).1))).collect();
+    TableIterator::once((ids, scores, breakdowns))
 }
 
 /// Loads the whole marketplace once.
@@ -133,20 +132,20 @@ pub fn load_marketplace() -> Result<(Marketplace, Weights), LoadError> {
     Ok((Marketplace::build(&ctx, &sponsors, &events), w))
 }
 
-/// Scores every sponsor against every event in one call and returns the `p_top_k` best
-/// sponsors of each event and the `p_top_k` best events of each sponsor (a pair in both
-/// lists appears once, with both ranks).
+/// Scores every sponsor against every event in one call; the `p_top_k` best sponsors of each
+/// event and best events of each sponsor, as parallel arrays (`fn_compute_match_matrix`
+/// unnests them; a pair in both lists appears once, with both ranks).
 #[pg_extern(stable, parallel_safe)]
-pub fn fn_compute_match_matrix(
-    p_top_k: default!(i32, 25),
+pub fn match_matrix_arrays(
+    p_top_k: i32,
 ) -> TableIterator<
     'static,
     (
-        name!(event_id, Uuid),
-        name!(sponsor_id, Uuid),
-        name!(score, AnyNumeric),
-        name!(rank_for_event, Option<i32>),
-        name!(rank_for_sponsor, Option<i32>),
+        name!(event_ids, Vec<Uuid>),
+        name!(sponsor_ids, Vec<Uuid>),
+        name!(scores, Vec<AnyNumeric>),
+        name!(ranks_for_event, Vec<Option<i32>>),
+        name!(ranks_for_sponsor, Vec<Option<i32>>),
     ),
 > {
     if p_top_k < 1 {
@@ -157,7 +156,16 @@ pub fn fn_compute_match_matrix(
     }
     let (m, w) = load_marketplace().or_raise();
     let top = m.top_matches(p_top_k as usize, &w);
-    TableIterator::new(top_rows(&m, &top))
+    let rows = top_rows(&m, &top);
+    let mut out = (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for (e, s, score, re, rs) in rows {
+        out.0.push(e);
+        out.1.push(s);
+        out.2.push(score);
+        out.3.push(re);
+        out.4.push(rs);
+    }
+    TableIterator::once(out)
 }
 
 pub type TopRow = (Uuid, Uuid, AnyNumeric, Option<i32>, Option<i32>);
