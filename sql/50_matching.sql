@@ -5,7 +5,7 @@ CREATE FUNCTION sponsorship.fn_compute_event_matches(p_event_id uuid, p_explain 
 RETURNS TABLE (sponsor_id uuid, score numeric, breakdown jsonb)
 LANGUAGE sql STABLE PARALLEL SAFE
 AS $fn$
-    SELECT u.sponsor_id, u.score, u.breakdown
+    SELECT u.sponsor_id, round(u.score::numeric, 5), u.breakdown
       FROM sponsorship.event_match_arrays(p_event_id, p_explain) a,
            unnest(a.sponsor_ids, a.scores, a.breakdowns) WITH ORDINALITY AS u(sponsor_id, score, breakdown, n)
      ORDER BY u.n
@@ -17,7 +17,7 @@ CREATE FUNCTION sponsorship.fn_compute_sponsor_matches(p_sponsor_id uuid, p_expl
 RETURNS TABLE (event_id uuid, score numeric, breakdown jsonb)
 LANGUAGE sql STABLE PARALLEL SAFE
 AS $fn$
-    SELECT u.event_id, u.score, u.breakdown
+    SELECT u.event_id, round(u.score::numeric, 5), u.breakdown
       FROM sponsorship.sponsor_match_arrays(p_sponsor_id, p_explain) a,
            unnest(a.event_ids, a.scores, a.breakdowns) WITH ORDINALITY AS u(event_id, score, breakdown, n)
      ORDER BY u.n
@@ -29,7 +29,7 @@ CREATE FUNCTION sponsorship.fn_compute_match_matrix(p_top_k integer DEFAULT 25)
 RETURNS TABLE (event_id uuid, sponsor_id uuid, score numeric, rank_for_event integer, rank_for_sponsor integer)
 LANGUAGE sql STABLE PARALLEL SAFE
 AS $fn$
-    SELECT u.event_id, u.sponsor_id, u.score, u.rank_for_event, u.rank_for_sponsor
+    SELECT u.event_id, u.sponsor_id, round(u.score::numeric, 5), u.rank_for_event, u.rank_for_sponsor
       FROM sponsorship.match_matrix_arrays(p_top_k) a,
            unnest(a.event_ids, a.sponsor_ids, a.scores, a.ranks_for_event, a.ranks_for_sponsor)
              WITH ORDINALITY AS u(event_id, sponsor_id, score, rank_for_event, rank_for_sponsor, n)

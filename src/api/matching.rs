@@ -91,14 +91,15 @@ pub fn event_match_arrays(
     p_explain: bool,
 ) -> TableIterator<
     'static,
-    (name!(sponsor_ids, Vec<Uuid>), name!(scores, Vec<AnyNumeric>), name!(breakdowns, Vec<Option<JsonB>>)),
+    (name!(sponsor_ids, Vec<Uuid>), name!(scores, Vec<f64>), name!(breakdowns, Vec<Option<JsonB>>)),
 > {
     let (m, w) = load_all_sponsors_and(p_event_id).or_raise();
     let mut rows: Vec<(usize, f64)> =
         m.score_event(0, &w).iter().enumerate().map(|(si, ev)| (si, ev.score)).collect();
     rows.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
     let ids = rows.iter().map(|(si, _)| Uuid::from_bytes(m.sponsor_ids[*si])).collect();
-    let scores = rows.iter().map(|(_, score)| numeric5(*score)).collect();
+    // rounded to the five decimals of the stored score; SQL turns them into numeric
+    let scores = rows.iter().map(|(_, score)| round5(*score)).collect();
     let breakdowns = rows.iter().map(|(si, _)| p_explain.then(|| JsonB(m.explain(*si, 0, &w).1))).collect();
     TableIterator::once((ids, scores, breakdowns))
 }
@@ -111,14 +112,15 @@ pub fn sponsor_match_arrays(
     p_explain: bool,
 ) -> TableIterator<
     'static,
-    (name!(event_ids, Vec<Uuid>), name!(scores, Vec<AnyNumeric>), name!(breakdowns, Vec<Option<JsonB>>)),
+    (name!(event_ids, Vec<Uuid>), name!(scores, Vec<f64>), name!(breakdowns, Vec<Option<JsonB>>)),
 > {
     let (m, w) = load_all_events_and(p_sponsor_id).or_raise();
     let mut rows: Vec<(usize, f64)> =
         m.score_sponsor(0, &w).iter().enumerate().map(|(ei, ev)| (ei, ev.score)).collect();
     rows.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
     let ids = rows.iter().map(|(ei, _)| Uuid::from_bytes(m.event_ids[*ei])).collect();
-    let scores = rows.iter().map(|(_, score)| numeric5(*score)).collect();
+    // rounded to the five decimals of the stored score; SQL turns them into numeric
+    let scores = rows.iter().map(|(_, score)| round5(*score)).collect();
     let breakdowns = rows.iter().map(|(ei, _)| p_explain.then(|| JsonB(m.explain(0, *ei, &w).1))).collect();
     TableIterator::once((ids, scores, breakdowns))
 }
@@ -143,7 +145,7 @@ pub fn match_matrix_arrays(
     (
         name!(event_ids, Vec<Uuid>),
         name!(sponsor_ids, Vec<Uuid>),
-        name!(scores, Vec<AnyNumeric>),
+        name!(scores, Vec<f64>),
         name!(ranks_for_event, Vec<Option<i32>>),
         name!(ranks_for_sponsor, Vec<Option<i32>>),
     ),
@@ -156,19 +158,16 @@ pub fn match_matrix_arrays(
     }
     let (m, w) = load_marketplace().or_raise();
     let top = m.top_matches(p_top_k as usize, &w);
-    let rows = top_rows(&m, &top);
     let mut out = (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
-    for (e, s, score, re, rs) in rows {
-        out.0.push(e);
-        out.1.push(s);
-        out.2.push(score);
+    for (ei, si, score, re, rs) in top_pairs(&top) {
+        out.0.push(Uuid::from_bytes(m.event_ids[ei]));
+        out.1.push(Uuid::from_bytes(m.sponsor_ids[si]));
+        out.2.push(round5(score));
         out.3.push(re);
         out.4.push(rs);
     }
     TableIterator::once(out)
 }
-
-pub type TopRow = (Uuid, Uuid, AnyNumeric, Option<i32>, Option<i32>);
 
 pub fn top_pairs(top: &crate::matching::kernel::TopMatches) -> Vec<(usize, usize, f64, Option<i32>, Option<i32>)> {
     use std::collections::HashMap;
@@ -186,15 +185,6 @@ pub fn top_pairs(top: &crate::matching::kernel::TopMatches) -> Vec<(usize, usize
     let mut out: Vec<_> = pairs.into_iter().map(|((ei, si), (s, re, rs))| (ei, si, s, re, rs)).collect();
     out.sort_by(|a, b| a.0.cmp(&b.0).then(b.2.total_cmp(&a.2)).then(a.1.cmp(&b.1)));
     out
-}
-
-fn top_rows(m: &Marketplace, top: &crate::matching::kernel::TopMatches) -> Vec<TopRow> {
-    top_pairs(top)
-        .into_iter()
-        .map(|(ei, si, s, re, rs)| {
-            (Uuid::from_bytes(m.event_ids[ei]), Uuid::from_bytes(m.sponsor_ids[si]), numeric5(s), re, rs)
-        })
-        .collect()
 }
 
 /// Times the matrix kernel on the live marketplace: loading it, then scoring every pair
