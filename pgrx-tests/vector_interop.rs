@@ -28,27 +28,37 @@ mod tests {
 
     #[pg_test]
     fn sql_null_reaches_rust_as_none() {
-        let v = unsafe { Vector::from_polymorphic_datum(pg_sys::Datum::from(0usize), true, vector_type_oid()) };
+        let v = unsafe {
+            Vector::from_polymorphic_datum(pg_sys::Datum::from(0usize), true, vector_type_oid())
+        };
         assert_eq!(v, None);
-        let r = Spi::get_one::<f64>("SELECT sponsorship.cosine_similarity(NULL::vector, '[1,2]'::vector)").unwrap();
+        let r = Spi::get_one::<f64>(
+            "SELECT sponsorship.cosine_similarity(NULL::vector, '[1,2]'::vector)",
+        )
+        .unwrap();
         assert_eq!(r, None, "a strict function returns NULL for a NULL vector");
     }
 
     #[pg_test]
     fn a_well_formed_datum_decodes_to_its_values() {
-        let v = unsafe { Vector::from_polymorphic_datum(raw_vector(3, 0, 3), false, vector_type_oid()) };
+        let v = unsafe {
+            Vector::from_polymorphic_datum(raw_vector(3, 0, 3), false, vector_type_oid())
+        };
         assert_eq!(v, Some(Vector(vec![1.0, 2.0, 3.0])));
     }
 
     #[pg_test]
     fn vectors_round_trip_through_sql_arguments_and_results() {
-        let text = Spi::get_one::<String>("SELECT sponsorship.normalize_embedding('[3,4]'::vector)::text")
-            .unwrap()
-            .unwrap();
+        let text =
+            Spi::get_one::<String>("SELECT sponsorship.normalize_embedding('[3,4]'::vector)::text")
+                .unwrap()
+                .unwrap();
         assert_eq!(text, "[0.6,0.8]");
-        let typ = Spi::get_one::<String>("SELECT pg_typeof(sponsorship.normalize_embedding('[1,0]'))::text")
-            .unwrap()
-            .unwrap();
+        let typ = Spi::get_one::<String>(
+            "SELECT pg_typeof(sponsorship.normalize_embedding('[1,0]'))::text",
+        )
+        .unwrap()
+        .unwrap();
         assert_eq!(typ, "vector");
         let cos = Spi::get_one::<f64>("SELECT sponsorship.cosine_similarity('[1,2,3]', '[2,4,6]')")
             .unwrap()
@@ -58,23 +68,31 @@ mod tests {
 
     #[pg_test]
     fn the_zero_vector_has_no_direction() {
-        let n = Spi::get_one::<bool>("SELECT sponsorship.normalize_embedding('[0,0]') IS NULL").unwrap();
+        let n = Spi::get_one::<bool>("SELECT sponsorship.normalize_embedding('[0,0]') IS NULL")
+            .unwrap();
         assert_eq!(n, Some(true));
-        let c = Spi::get_one::<f64>("SELECT sponsorship.cosine_similarity('[0,0]', '[1,1]')").unwrap();
+        let c =
+            Spi::get_one::<f64>("SELECT sponsorship.cosine_similarity('[0,0]', '[1,1]')").unwrap();
         assert_eq!(c, None);
     }
 
     #[pg_test]
     fn short_header_values_from_a_table_are_read() {
-        Spi::run("CREATE TABLE short_vec (v vector); INSERT INTO short_vec VALUES ('[1,2,3]')").unwrap();
+        Spi::run("CREATE TABLE short_vec (v vector); INSERT INTO short_vec VALUES ('[1,2,3]')")
+            .unwrap();
         // 8 header bytes + 12 data bytes stored with a 1-byte varlena header: 17 bytes.
-        let size = Spi::get_one::<i32>("SELECT pg_column_size(v) FROM short_vec").unwrap().unwrap();
-        assert_eq!(size, 17, "the stored value should have a 1-byte header");
-        let dims = Spi::get_one::<i32>("SELECT sponsorship.embedding_dims(v) FROM short_vec").unwrap();
-        assert_eq!(dims, Some(3));
-        let out = Spi::get_one::<String>("SELECT sponsorship.normalize_embedding(v)::text FROM short_vec")
+        let size = Spi::get_one::<i32>("SELECT pg_column_size(v) FROM short_vec")
             .unwrap()
             .unwrap();
+        assert_eq!(size, 17, "the stored value should have a 1-byte header");
+        let dims =
+            Spi::get_one::<i32>("SELECT sponsorship.embedding_dims(v) FROM short_vec").unwrap();
+        assert_eq!(dims, Some(3));
+        let out = Spi::get_one::<String>(
+            "SELECT sponsorship.normalize_embedding(v)::text FROM short_vec",
+        )
+        .unwrap()
+        .unwrap();
         assert_eq!(out, "[0.26726124,0.5345225,0.80178374]");
     }
 
@@ -86,10 +104,16 @@ mod tests {
              INSERT INTO packed_vec SELECT array_fill(0.5::real, ARRAY[3000])::vector",
         )
         .unwrap();
-        let compressed = Spi::get_one::<bool>("SELECT pg_column_compression(v) IS NOT NULL FROM packed_vec")
-            .unwrap();
-        assert_eq!(compressed, Some(true), "the stored value should be compressed");
-        let dims = Spi::get_one::<i32>("SELECT sponsorship.embedding_dims(v) FROM packed_vec").unwrap();
+        let compressed =
+            Spi::get_one::<bool>("SELECT pg_column_compression(v) IS NOT NULL FROM packed_vec")
+                .unwrap();
+        assert_eq!(
+            compressed,
+            Some(true),
+            "the stored value should be compressed"
+        );
+        let dims =
+            Spi::get_one::<i32>("SELECT sponsorship.embedding_dims(v) FROM packed_vec").unwrap();
         assert_eq!(dims, Some(3000));
         let cos = Spi::get_one::<f64>("SELECT sponsorship.cosine_similarity(v, v) FROM packed_vec")
             .unwrap()
@@ -110,11 +134,19 @@ mod tests {
         )
         .unwrap()
         .unwrap();
-        let chunks = Spi::get_one::<i64>(&format!("SELECT count(*) FROM {toast}")).unwrap().unwrap();
-        assert!(chunks >= 4, "the 8 kB value should live in {toast}, found {chunks} chunks");
-        let uncompressed = Spi::get_one::<bool>("SELECT pg_column_compression(v) IS NULL FROM toasted_vec").unwrap();
+        let chunks = Spi::get_one::<i64>(&format!("SELECT count(*) FROM {toast}"))
+            .unwrap()
+            .unwrap();
+        assert!(
+            chunks >= 4,
+            "the 8 kB value should live in {toast}, found {chunks} chunks"
+        );
+        let uncompressed =
+            Spi::get_one::<bool>("SELECT pg_column_compression(v) IS NULL FROM toasted_vec")
+                .unwrap();
         assert_eq!(uncompressed, Some(true), "stored uncompressed");
-        let dims = Spi::get_one::<i32>("SELECT sponsorship.embedding_dims(v) FROM toasted_vec").unwrap();
+        let dims =
+            Spi::get_one::<i32>("SELECT sponsorship.embedding_dims(v) FROM toasted_vec").unwrap();
         assert_eq!(dims, Some(2000));
     }
 
@@ -145,7 +177,9 @@ mod tests {
 
     #[pg_test]
     fn the_vector_type_is_found_through_the_vector_extension() {
-        let expected = Spi::get_one::<pg_sys::Oid>("SELECT 'vector'::regtype::oid").unwrap().unwrap();
+        let expected = Spi::get_one::<pg_sys::Oid>("SELECT 'vector'::regtype::oid")
+            .unwrap()
+            .unwrap();
         assert_eq!(vector_type_oid(), expected);
     }
 }

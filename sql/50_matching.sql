@@ -238,44 +238,37 @@ BEGIN
     IF NOT EXISTS (SELECT 1 FROM sponsorship.events e WHERE e.id = p_event_id) THEN
         RAISE EXCEPTION 'event % does not exist or is not visible to you', p_event_id USING ERRCODE = 'no_data_found';
     END IF;
-    IF EXISTS (SELECT 1 FROM sponsorship.sponsorship_matches m WHERE m.event_id = p_event_id) THEN
-        RETURN QUERY
-        SELECT s.id, s.name, COALESCE(sp.industry, s.industry), m.score,
-               (m.overlap_metrics ->> 'budget_fit')::numeric,
-               (m.overlap_metrics ->> 'audience_overlap')::numeric,
-               jsonb_build_object('annual_budget_cents', sp.annual_budget_cents,
-                                  'preferred_categories', sp.preferred_categories,
-                                  'regions', sp.regions,
-                                  'engagement_quality', (m.overlap_metrics ->> 'engagement_quality')::numeric,
-                                  'temporal_fit', (m.overlap_metrics ->> 'temporal_fit')::numeric,
-                                  'status', m.status,
-                                  'computed_at', m.computed_at)
+    RETURN QUERY
+    WITH stored AS (
+        SELECT m.sponsor_id, m.score, m.overlap_metrics AS metrics, m.status, m.computed_at
           FROM sponsorship.sponsorship_matches m
-          JOIN sponsorship.sponsors s ON s.id = m.sponsor_id
-          LEFT JOIN sponsorship.sponsor_profiles sp ON sp.sponsor_id = s.id
          WHERE m.event_id = p_event_id AND m.status <> 'rejected'
-         ORDER BY m.score DESC, s.id
-         LIMIT p_limit;
-    ELSE
-        RETURN QUERY
-        SELECT s.id, s.name, COALESCE(sp.industry, s.industry), x.score,
-               (b.breakdown ->> 'budget_fit')::numeric,
-               (b.breakdown ->> 'audience_overlap')::numeric,
-               jsonb_build_object('annual_budget_cents', sp.annual_budget_cents,
-                                  'preferred_categories', sp.preferred_categories,
-                                  'regions', sp.regions,
-                                  'engagement_quality', (b.breakdown ->> 'engagement_quality')::numeric,
-                                  'temporal_fit', (b.breakdown ->> 'temporal_fit')::numeric,
-                                  'status', 'live',
-                                  'computed_at', now())
+         ORDER BY m.score DESC, m.sponsor_id
+         LIMIT p_limit
+    ), live AS (
+        SELECT x.sponsor_id, x.score, b.breakdown AS metrics, 'live'::text AS status, now() AS computed_at
           FROM (SELECT r.sponsor_id, r.score
                   FROM sponsorship.fn_compute_event_matches(p_event_id) r
+                 WHERE NOT EXISTS (SELECT 1 FROM sponsorship.sponsorship_matches m WHERE m.event_id = p_event_id)
                  LIMIT p_limit) x
-          CROSS JOIN LATERAL sponsorship.fn_compute_match_score(p_event_id, x.sponsor_id) b
-          JOIN sponsorship.sponsors s ON s.id = x.sponsor_id
-          LEFT JOIN sponsorship.sponsor_profiles sp ON sp.sponsor_id = s.id
-         ORDER BY x.score DESC, s.id;
-    END IF;
+         CROSS JOIN LATERAL sponsorship.fn_compute_match_score(p_event_id, x.sponsor_id) b
+    ), picked AS (
+        SELECT * FROM stored UNION ALL SELECT * FROM live
+    )
+    SELECT s.id, s.name, COALESCE(sp.industry, s.industry), p.score,
+           (p.metrics ->> 'budget_fit')::numeric,
+           (p.metrics ->> 'audience_overlap')::numeric,
+           jsonb_build_object('annual_budget_cents', sp.annual_budget_cents,
+                              'preferred_categories', sp.preferred_categories,
+                              'regions', sp.regions,
+                              'engagement_quality', (p.metrics ->> 'engagement_quality')::numeric,
+                              'temporal_fit', (p.metrics ->> 'temporal_fit')::numeric,
+                              'status', p.status,
+                              'computed_at', p.computed_at)
+      FROM picked p
+      JOIN sponsorship.sponsors s ON s.id = p.sponsor_id
+      LEFT JOIN sponsorship.sponsor_profiles sp ON sp.sponsor_id = s.id
+     ORDER BY p.score DESC, s.id;
 END
 $fn$;
 COMMENT ON FUNCTION sponsorship.get_sponsor_recommendations(uuid, integer) IS

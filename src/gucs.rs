@@ -11,7 +11,8 @@ pub static WORKER_NAPTIME_MS: GucSetting<i32> = GucSetting::<i32>::new(1000);
 /// Whether the worker drains the queue (it stays connected either way).
 pub static WORKER_ENABLED: GucSetting<bool> = GucSetting::<bool>::new(true);
 /// The database the worker connects to.
-pub static WORKER_DATABASE: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(Some(c"postgres"));
+pub static WORKER_DATABASE: GucSetting<Option<CString>> =
+    GucSetting::<Option<CString>>::new(Some(c"postgres"));
 /// Attempts before a queue row is left as dead.
 pub static RECALC_MAX_ATTEMPTS: GucSetting<i32> = GucSetting::<i32>::new(5);
 /// Seconds before the first retry; doubles with every attempt.

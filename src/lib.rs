@@ -26,16 +26,36 @@ pub extern "C-unwind" fn _PG_init() {
     worker::register();
 }
 
-extension_sql_file!("../sql/00_roles_and_helpers.sql", name = "roles_and_helpers", bootstrap);
-extension_sql_file!("../sql/10_tables.sql", name = "tables", requires = ["roles_and_helpers"]);
-extension_sql_file!("../sql/15_access.sql", name = "access", requires = ["tables"]);
+extension_sql_file!(
+    "../sql/00_roles_and_helpers.sql",
+    name = "roles_and_helpers",
+    bootstrap
+);
+extension_sql_file!(
+    "../sql/10_tables.sql",
+    name = "tables",
+    requires = ["roles_and_helpers"]
+);
+extension_sql_file!(
+    "../sql/15_access.sql",
+    name = "access",
+    requires = ["tables"]
+);
 extension_sql_file!(
     "../sql/20_quality.sql",
     name = "quality",
     requires = ["access", api::quality::event_quality_components]
 );
-extension_sql_file!("../sql/30_views.sql", name = "views", requires = ["quality"]);
-extension_sql_file!("../sql/40_security.sql", name = "security", requires = ["views"]);
+extension_sql_file!(
+    "../sql/30_views.sql",
+    name = "views",
+    requires = ["quality"]
+);
+extension_sql_file!(
+    "../sql/40_security.sql",
+    name = "security",
+    requires = ["views"]
+);
 extension_sql_file!(
     "../sql/50_matching.sql",
     name = "matching",

@@ -79,7 +79,10 @@ fn is_vector_type(typoid: pg_sys::Oid) -> bool {
 }
 
 fn raise_plain(code: PgSqlErrorCode, message: &str) -> ! {
-    raise(&crate::error::Plain(code, message.to_string()), "sponsorship.vector")
+    raise(
+        &crate::error::Plain(code, message.to_string()),
+        "sponsorship.vector",
+    )
 }
 
 /// Decodes a (possibly toasted, compressed or short-header) `vector` datum.
@@ -133,7 +136,9 @@ impl FromDatum for Vector {
 unsafe fn type_name(typoid: pg_sys::Oid) -> String {
     unsafe {
         let name = pg_sys::format_type_be(typoid);
-        let s = std::ffi::CStr::from_ptr(name).to_string_lossy().into_owned();
+        let s = std::ffi::CStr::from_ptr(name)
+            .to_string_lossy()
+            .into_owned();
         pg_sys::pfree(name.cast());
         s
     }

@@ -19,7 +19,9 @@ pub enum VectorError {
     TooShort(usize),
     #[error("vector declares {dim} dimensions, which is outside 1..={VECTOR_MAX_DIM}")]
     BadDimension { dim: i32 },
-    #[error("vector declares {dim} dimensions ({expected} payload bytes) but holds {actual} bytes")]
+    #[error(
+        "vector declares {dim} dimensions ({expected} payload bytes) but holds {actual} bytes"
+    )]
     SizeMismatch {
         dim: usize,
         expected: usize,

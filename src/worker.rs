@@ -39,17 +39,22 @@ enum Pass {
 }
 
 fn drain_once(batch: i32) -> Pass {
-    let installed = Spi::get_one::<bool>("SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_extension WHERE extname = 'sponsorship')")
-        .ok()
-        .flatten()
-        .unwrap_or(false);
+    let installed = Spi::get_one::<bool>(
+        "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_extension WHERE extname = 'sponsorship')",
+    )
+    .ok()
+    .flatten()
+    .unwrap_or(false);
     if !installed {
         return Pass::NotInstalled;
     }
-    let n = Spi::get_one_with_args::<i32>("SELECT sponsorship.update_sponsorship_matches($1)", &[batch.into()])
-        .ok()
-        .flatten()
-        .unwrap_or(0);
+    let n = Spi::get_one_with_args::<i32>(
+        "SELECT sponsorship.update_sponsorship_matches($1)",
+        &[batch.into()],
+    )
+    .ok()
+    .flatten()
+    .unwrap_or(0);
     Pass::Processed(n)
 }
 
@@ -79,17 +84,20 @@ pub extern "C-unwind" fn sponsorship_recalc_worker_main(_arg: pg_sys::Datum) {
         // Drain without sleeping while full batches come back.
         loop {
             let batch = gucs::WORKER_BATCH_SIZE.get().max(1);
-            let outcome = PgTryBuilder::new(|| Ok(BackgroundWorker::transaction(|| drain_once(batch))))
-                .catch_others(|e| {
-                    unsafe { pg_sys::AbortCurrentTransaction() };
-                    let msg = match e {
-                        pg_sys::panic::CaughtError::PostgresError(r)
-                        | pg_sys::panic::CaughtError::ErrorReport(r)
-                        | pg_sys::panic::CaughtError::RustPanic { ereport: r, .. } => r.message().to_string(),
-                    };
-                    Err(msg)
-                })
-                .execute();
+            let outcome =
+                PgTryBuilder::new(|| Ok(BackgroundWorker::transaction(|| drain_once(batch))))
+                    .catch_others(|e| {
+                        unsafe { pg_sys::AbortCurrentTransaction() };
+                        let msg = match e {
+                            pg_sys::panic::CaughtError::PostgresError(r)
+                            | pg_sys::panic::CaughtError::ErrorReport(r)
+                            | pg_sys::panic::CaughtError::RustPanic { ereport: r, .. } => {
+                                r.message().to_string()
+                            }
+                        };
+                        Err(msg)
+                    })
+                    .execute();
             match outcome {
                 Ok(Pass::Processed(n)) => {
                     backoff = Duration::ZERO;
@@ -103,7 +111,10 @@ pub extern "C-unwind" fn sponsorship_recalc_worker_main(_arg: pg_sys::Datum) {
                 }
                 Err(msg) => {
                     backoff = (backoff * 2).clamp(Duration::from_secs(1), Duration::from_secs(60));
-                    warning!("{WORKER_TYPE}: batch failed, retrying in {:?}: {msg}", backoff);
+                    warning!(
+                        "{WORKER_TYPE}: batch failed, retrying in {:?}: {msg}",
+                        backoff
+                    );
                     break;
                 }
             }
@@ -114,7 +125,14 @@ pub extern "C-unwind" fn sponsorship_recalc_worker_main(_arg: pg_sys::Datum) {
 
 /// Whether the recalculation worker is running, and if not, why.
 #[pg_extern(volatile)]
-pub fn worker_status() -> TableIterator<'static, (name!(running, bool), name!(pid, Option<i32>), name!(detail, String))> {
+pub fn worker_status() -> TableIterator<
+    'static,
+    (
+        name!(running, bool),
+        name!(pid, Option<i32>),
+        name!(detail, String),
+    ),
+> {
     let pid = Spi::get_one_with_args::<i32>(
         "SELECT pid FROM pg_catalog.pg_stat_activity WHERE backend_type = $1 LIMIT 1",
         &[WORKER_TYPE.into()],
@@ -124,7 +142,10 @@ pub fn worker_status() -> TableIterator<'static, (name!(running, bool), name!(pi
     let preloaded = Spi::get_one::<String>("SELECT current_setting('shared_preload_libraries')")
         .ok()
         .flatten()
-        .is_some_and(|s| s.split(',').any(|l| l.trim() == "sponsorship" || l.trim().ends_with("/sponsorship")));
+        .is_some_and(|s| {
+            s.split(',')
+                .any(|l| l.trim() == "sponsorship" || l.trim().ends_with("/sponsorship"))
+        });
     let detail = match (pid, preloaded) {
         (Some(_), _) => format!(
             "draining fit_recalc_queue in database \"{}\"",

@@ -30,9 +30,9 @@ pub enum LoadError {
 impl crate::error::SqlError for LoadError {
     fn sqlstate(&self) -> PgSqlErrorCode {
         match self {
-            LoadError::UnknownEvent(_) | LoadError::UnknownSponsor(_) | LoadError::NoActiveWeights => {
-                PgSqlErrorCode::ERRCODE_NO_DATA_FOUND
-            }
+            LoadError::UnknownEvent(_)
+            | LoadError::UnknownSponsor(_)
+            | LoadError::NoActiveWeights => PgSqlErrorCode::ERRCODE_NO_DATA_FOUND,
             LoadError::BadWeights(_) => PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
             LoadError::Spi(_) => PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
         }
@@ -43,7 +43,8 @@ pub fn uuid_bytes(u: &Uuid) -> [u8; 16] {
     *u.as_bytes()
 }
 
-const WEIGHTS_SQL: &str = "SELECT version, budget_fit::float8, audience_overlap::float8, geo_fit::float8,
+const WEIGHTS_SQL: &str =
+    "SELECT version, budget_fit::float8, audience_overlap::float8, geo_fit::float8,
                                   engagement_quality::float8, objectives_similarity::float8
                              FROM sponsorship.scoring_weights WHERE is_active";
 
@@ -67,23 +68,30 @@ pub fn weights() -> Result<Weights, LoadError> {
 
 macro_rules! sponsors_sql {
     ($filter:literal) => {
-        concat!("
+        concat!(
+            "
 SELECT s.id, p.sponsor_id IS NOT NULL, p.annual_budget_cents, COALESCE(p.currency, 'USD'),
        p.target_audience, COALESCE(p.preferred_categories, '{}'), COALESCE(p.regions, '{}'),
        p.objectives_embedding
   FROM sponsorship.sponsors s
   LEFT JOIN sponsorship.sponsor_profiles p ON p.sponsor_id = s.id
-", $filter, "
- ORDER BY s.id")
+",
+            $filter,
+            "
+ ORDER BY s.id"
+        )
     };
 }
-const SPONSORS_SQL: &str = sponsors_sql!("
- WHERE s.id = ANY($1)");
+const SPONSORS_SQL: &str = sponsors_sql!(
+    "
+ WHERE s.id = ANY($1)"
+);
 const ALL_SPONSORS_SQL: &str = sponsors_sql!("");
 
 macro_rules! events_sql {
     ($filter:literal) => {
-        concat!("
+        concat!(
+            "
 SELECT e.id, e.category, e.city, e.country,
        (extract(epoch FROM e.start_at - now()) / 86400)::float8,
        (extract(epoch FROM e.end_at - now()) / 86400)::float8,
@@ -98,14 +106,18 @@ SELECT e.id, e.category, e.city, e.country,
                array_agg(p.currency ORDER BY p.price_cents, p.id) AS currencies
           FROM sponsorship.sponsorship_packages p
          WHERE p.event_id = e.id AND p.is_active AND p.sold < p.inventory) pk ON true
-", $filter, "
- ORDER BY e.id")
+",
+            $filter,
+            "
+ ORDER BY e.id"
+        )
     };
 }
-const EVENTS_SQL: &str = events_sql!("
- WHERE e.id = ANY($1)");
+const EVENTS_SQL: &str = events_sql!(
+    "
+ WHERE e.id = ANY($1)"
+);
 const ALL_EVENTS_SQL: &str = events_sql!("");
-
 
 fn sponsor_from_row(row: &SpiHeapTupleData, at: usize) -> Result<SponsorInput, LoadError> {
     let id: Uuid = row.get(at)?.expect("sponsors.id is NOT NULL");
@@ -147,7 +159,11 @@ fn event_from_row(row: &SpiHeapTupleData, at: usize) -> Result<EventInput, LoadE
             .map(|m| {
                 let mut v: Vec<(String, f64)> = m
                     .iter()
-                    .filter_map(|(k, v)| v.as_f64().filter(|x| x.is_finite() && *x > 0.0).map(|x| (k.clone(), x)))
+                    .filter_map(|(k, v)| {
+                        v.as_f64()
+                            .filter(|x| x.is_finite() && *x > 0.0)
+                            .map(|x| (k.clone(), x))
+                    })
                     .collect();
                 v.sort_by(|a, b| a.0.cmp(&b.0));
                 v
@@ -236,31 +252,45 @@ SELECT s.id, p.sponsor_id IS NOT NULL, p.annual_budget_cents, COALESCE(p.currenc
  WHERE e.id = $1 AND s.id = $2";
 
 /// The sponsor, the event, their context and the active weights, in one prepared query.
-pub fn pair(event_id: Uuid, sponsor_id: Uuid) -> Result<(SponsorInput, EventInput, MarketContext, Weights), LoadError> {
+pub fn pair(
+    event_id: Uuid,
+    sponsor_id: Uuid,
+) -> Result<(SponsorInput, EventInput, MarketContext, Weights), LoadError> {
     let uuid = PgOid::BuiltIn(pg_sys::BuiltinOid::UUIDOID);
     let found = Spi::connect(|client| {
-        select_prepared(client, PAIR_SQL, &[uuid, uuid], &[event_id.into(), sponsor_id.into()], |mut rows| {
-            let Some(row) = rows.next() else {
-                return Ok(None);
-            };
-            let sponsor = sponsor_from_row(&row, 1)?;
-            let event = event_from_row(&row, 9)?;
-            let Some(version) = row.get::<i32>(23)? else {
-                return Err(LoadError::NoActiveWeights);
-            };
-            let w = |i: usize| -> Result<f64, LoadError> { Ok(row.get::<f64>(i)?.unwrap_or(f64::NAN)) };
-            let weights = Weights::new(version, w(24)?, w(25)?, w(26)?, w(27)?, w(28)?)?;
-            let mut ctx = MarketContext::default();
-            let cities: Vec<String> = row.get(29)?.unwrap_or_default();
-            let countries: Vec<String> = row.get(30)?.unwrap_or_default();
-            for (city, country) in cities.into_iter().zip(countries) {
-                ctx.city_countries.entry(city).or_default().push(country);
-            }
-            if let (Some(median), Some(tier)) = (row.get::<i64>(31)?, event.quality_tier.clone()) {
-                ctx.tier_median_price.insert((tier, sponsor.currency.trim().to_string()), median);
-            }
-            Ok(Some((sponsor, event, ctx, weights)))
-        })
+        select_prepared(
+            client,
+            PAIR_SQL,
+            &[uuid, uuid],
+            &[event_id.into(), sponsor_id.into()],
+            |mut rows| {
+                let Some(row) = rows.next() else {
+                    return Ok(None);
+                };
+                let sponsor = sponsor_from_row(&row, 1)?;
+                let event = event_from_row(&row, 9)?;
+                let Some(version) = row.get::<i32>(23)? else {
+                    return Err(LoadError::NoActiveWeights);
+                };
+                let w = |i: usize| -> Result<f64, LoadError> {
+                    Ok(row.get::<f64>(i)?.unwrap_or(f64::NAN))
+                };
+                let weights = Weights::new(version, w(24)?, w(25)?, w(26)?, w(27)?, w(28)?)?;
+                let mut ctx = MarketContext::default();
+                let cities: Vec<String> = row.get(29)?.unwrap_or_default();
+                let countries: Vec<String> = row.get(30)?.unwrap_or_default();
+                for (city, country) in cities.into_iter().zip(countries) {
+                    ctx.city_countries.entry(city).or_default().push(country);
+                }
+                if let (Some(median), Some(tier)) =
+                    (row.get::<i64>(31)?, event.quality_tier.clone())
+                {
+                    ctx.tier_median_price
+                        .insert((tier, sponsor.currency.trim().to_string()), median);
+                }
+                Ok(Some((sponsor, event, ctx, weights)))
+            },
+        )
     })?;
     match found {
         Some(v) => Ok(v),
@@ -270,32 +300,45 @@ pub fn pair(event_id: Uuid, sponsor_id: Uuid) -> Result<(SponsorInput, EventInpu
                 &[event_id.into()],
             )?
             .unwrap_or(false);
-            Err(if event_visible { LoadError::UnknownSponsor(sponsor_id) } else { LoadError::UnknownEvent(event_id) })
+            Err(if event_visible {
+                LoadError::UnknownSponsor(sponsor_id)
+            } else {
+                LoadError::UnknownEvent(event_id)
+            })
         }
     }
 }
 
 /// Sponsors with the given ids (all when None), ordered by id.
 pub fn sponsors(ids: Option<&[Uuid]>) -> Result<Vec<SponsorInput>, LoadError> {
-    Spi::connect(|client| {
-        match ids {
-            Some(ids) => select_prepared(client, SPONSORS_SQL, &[uuid_array()], &[ids.to_vec().into()], read_sponsors),
-            None => select_prepared(client, ALL_SPONSORS_SQL, &[], &[], read_sponsors),
-        }
+    Spi::connect(|client| match ids {
+        Some(ids) => select_prepared(
+            client,
+            SPONSORS_SQL,
+            &[uuid_array()],
+            &[ids.to_vec().into()],
+            read_sponsors,
+        ),
+        None => select_prepared(client, ALL_SPONSORS_SQL, &[], &[], read_sponsors),
     })
 }
 
 /// Events with the given ids (all when None), ordered by id.
 pub fn events(ids: Option<&[Uuid]>) -> Result<Vec<EventInput>, LoadError> {
-    Spi::connect(|client| {
-        match ids {
-            Some(ids) => select_prepared(client, EVENTS_SQL, &[uuid_array()], &[ids.to_vec().into()], read_events),
-            None => select_prepared(client, ALL_EVENTS_SQL, &[], &[], read_events),
-        }
+    Spi::connect(|client| match ids {
+        Some(ids) => select_prepared(
+            client,
+            EVENTS_SQL,
+            &[uuid_array()],
+            &[ids.to_vec().into()],
+            read_events,
+        ),
+        None => select_prepared(client, ALL_EVENTS_SQL, &[], &[], read_events),
     })
 }
 
-const CITIES_SQL: &str = "SELECT city, array_agg(country ORDER BY country) FROM sponsorship.mv_city_countries
+const CITIES_SQL: &str =
+    "SELECT city, array_agg(country ORDER BY country) FROM sponsorship.mv_city_countries
                             WHERE $1::text[] IS NULL OR city = ANY($1)
                             GROUP BY city";
 
@@ -326,7 +369,10 @@ SELECT concat_ws(':', current_user, sponsorship.current_user_id(), 'sponsorship.
 pub fn sponsor_fingerprint() -> Result<String, LoadError> {
     Spi::connect(|client| {
         select_prepared(client, SPONSOR_FINGERPRINT_SQL, &[], &[], |mut rows| {
-            Ok(rows.next().and_then(|r| r.get::<String>(1).ok().flatten()).unwrap_or_default())
+            Ok(rows
+                .next()
+                .and_then(|r| r.get::<String>(1).ok().flatten())
+                .unwrap_or_default())
         })
     })
 }
@@ -343,28 +389,46 @@ pub enum TierQuery {
 pub fn context(cities: Option<Vec<String>>, tiers: TierQuery) -> Result<MarketContext, LoadError> {
     Spi::connect(|client| {
         let mut ctx = MarketContext::default();
-        select_prepared(client, CITIES_SQL, &[text_array()], &[cities.into()], |rows| {
-            for row in rows {
-                if let (Some(city), Some(countries)) = (row.get::<String>(1)?, row.get::<Vec<String>>(2)?) {
-                    ctx.city_countries.insert(city, countries);
+        select_prepared(
+            client,
+            CITIES_SQL,
+            &[text_array()],
+            &[cities.into()],
+            |rows| {
+                for row in rows {
+                    if let (Some(city), Some(countries)) =
+                        (row.get::<String>(1)?, row.get::<Vec<String>>(2)?)
+                    {
+                        ctx.city_countries.insert(city, countries);
+                    }
                 }
-            }
-            Ok(())
-        })?;
+                Ok(())
+            },
+        )?;
         let (tier, currency) = match tiers {
             TierQuery::None => return Ok(ctx),
             TierQuery::One(t, c) => (Some(t), Some(c)),
             TierQuery::All => (None, None),
         };
         let text = PgOid::BuiltIn(pg_sys::BuiltinOid::TEXTOID);
-        select_prepared(client, TIERS_SQL, &[text, text], &[tier.into(), currency.into()], |rows| {
-            for row in rows {
-                if let (Some(t), Some(c), Some(p)) = (row.get::<String>(1)?, row.get::<String>(2)?, row.get::<i64>(3)?) {
-                    ctx.tier_median_price.insert((t, c), p);
+        select_prepared(
+            client,
+            TIERS_SQL,
+            &[text, text],
+            &[tier.into(), currency.into()],
+            |rows| {
+                for row in rows {
+                    if let (Some(t), Some(c), Some(p)) = (
+                        row.get::<String>(1)?,
+                        row.get::<String>(2)?,
+                        row.get::<i64>(3)?,
+                    ) {
+                        ctx.tier_median_price.insert((t, c), p);
+                    }
                 }
-            }
-            Ok(())
-        })?;
+                Ok(())
+            },
+        )?;
         Ok(ctx)
     })
 }

@@ -13,7 +13,9 @@ use crate::matching::model::{SponsorInput, Weights};
 use crate::matching::score::round5;
 
 pub fn numeric5(x: f64) -> AnyNumeric {
-    format!("{:.5}", round5(x)).parse().expect("a formatted float is a valid numeric")
+    format!("{:.5}", round5(x))
+        .parse()
+        .expect("a formatted float is a valid numeric")
 }
 
 /// Everything needed to score one sponsor against one event (one prepared query).
@@ -24,7 +26,11 @@ fn load_pair(event_id: Uuid, sponsor_id: Uuid) -> Result<(Marketplace, Weights),
 
 /// The sponsor's regions that may be cities (for the same-country rule).
 fn city_names(s: &SponsorInput) -> Vec<String> {
-    s.regions.iter().filter(|r| *r != "global").cloned().collect()
+    s.regions
+        .iter()
+        .filter(|r| *r != "global")
+        .cloned()
+        .collect()
 }
 
 /// How well a sponsor fits an event: a score in [0,1] and its explanation.
@@ -49,7 +55,10 @@ thread_local! {
 fn all_sponsors_compiled() -> Result<Rc<SponsorSide>, LoadError> {
     let fingerprint = load::sponsor_fingerprint()?;
     let cached = SPONSOR_SIDE.with(|c| {
-        c.borrow().as_ref().filter(|(f, _)| *f == fingerprint).map(|(_, side)| Rc::clone(side))
+        c.borrow()
+            .as_ref()
+            .filter(|(f, _)| *f == fingerprint)
+            .map(|(_, side)| Rc::clone(side))
     });
     if let Some(side) = cached {
         return Ok(side);
@@ -82,7 +91,6 @@ fn load_all_events_and(sponsor_id: Uuid) -> Result<(Marketplace, Weights), LoadE
     Ok((Marketplace::build(&ctx, &sponsors, &events), w))
 }
 
-
 /// One event against every sponsor, best first, as parallel arrays (one call of this
 /// function however many sponsors; `fn_compute_event_matches` unnests them).
 #[pg_extern(stable, parallel_safe)]
@@ -91,16 +99,30 @@ pub fn event_match_arrays(
     p_explain: bool,
 ) -> TableIterator<
     'static,
-    (name!(sponsor_ids, Vec<Uuid>), name!(scores, Vec<f64>), name!(breakdowns, Vec<Option<JsonB>>)),
+    (
+        name!(sponsor_ids, Vec<Uuid>),
+        name!(scores, Vec<f64>),
+        name!(breakdowns, Vec<Option<JsonB>>),
+    ),
 > {
     let (m, w) = load_all_sponsors_and(p_event_id).or_raise();
-    let mut rows: Vec<(usize, f64)> =
-        m.score_event(0, &w).iter().enumerate().map(|(si, ev)| (si, ev.score)).collect();
+    let mut rows: Vec<(usize, f64)> = m
+        .score_event(0, &w)
+        .iter()
+        .enumerate()
+        .map(|(si, ev)| (si, ev.score))
+        .collect();
     rows.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
-    let ids = rows.iter().map(|(si, _)| Uuid::from_bytes(m.sponsor_ids[*si])).collect();
+    let ids = rows
+        .iter()
+        .map(|(si, _)| Uuid::from_bytes(m.sponsor_ids[*si]))
+        .collect();
     // rounded to the five decimals of the stored score; SQL turns them into numeric
     let scores = rows.iter().map(|(_, score)| round5(*score)).collect();
-    let breakdowns = rows.iter().map(|(si, _)| p_explain.then(|| JsonB(m.explain(*si, 0, &w).1))).collect();
+    let breakdowns = rows
+        .iter()
+        .map(|(si, _)| p_explain.then(|| JsonB(m.explain(*si, 0, &w).1)))
+        .collect();
     TableIterator::once((ids, scores, breakdowns))
 }
 
@@ -112,16 +134,30 @@ pub fn sponsor_match_arrays(
     p_explain: bool,
 ) -> TableIterator<
     'static,
-    (name!(event_ids, Vec<Uuid>), name!(scores, Vec<f64>), name!(breakdowns, Vec<Option<JsonB>>)),
+    (
+        name!(event_ids, Vec<Uuid>),
+        name!(scores, Vec<f64>),
+        name!(breakdowns, Vec<Option<JsonB>>),
+    ),
 > {
     let (m, w) = load_all_events_and(p_sponsor_id).or_raise();
-    let mut rows: Vec<(usize, f64)> =
-        m.score_sponsor(0, &w).iter().enumerate().map(|(ei, ev)| (ei, ev.score)).collect();
+    let mut rows: Vec<(usize, f64)> = m
+        .score_sponsor(0, &w)
+        .iter()
+        .enumerate()
+        .map(|(ei, ev)| (ei, ev.score))
+        .collect();
     rows.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
-    let ids = rows.iter().map(|(ei, _)| Uuid::from_bytes(m.event_ids[*ei])).collect();
+    let ids = rows
+        .iter()
+        .map(|(ei, _)| Uuid::from_bytes(m.event_ids[*ei]))
+        .collect();
     // rounded to the five decimals of the stored score; SQL turns them into numeric
     let scores = rows.iter().map(|(_, score)| round5(*score)).collect();
-    let breakdowns = rows.iter().map(|(ei, _)| p_explain.then(|| JsonB(m.explain(0, *ei, &w).1))).collect();
+    let breakdowns = rows
+        .iter()
+        .map(|(ei, _)| p_explain.then(|| JsonB(m.explain(0, *ei, &w).1)))
+        .collect();
     TableIterator::once((ids, scores, breakdowns))
 }
 
@@ -152,7 +188,10 @@ pub fn match_matrix_arrays(
 > {
     if p_top_k < 1 {
         crate::error::raise(
-            &crate::error::Plain(PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE, "p_top_k must be at least 1".into()),
+            &crate::error::Plain(
+                PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+                "p_top_k must be at least 1".into(),
+            ),
             "fn_compute_match_matrix",
         );
     }
@@ -169,7 +208,9 @@ pub fn match_matrix_arrays(
     TableIterator::once(out)
 }
 
-pub fn top_pairs(top: &crate::matching::kernel::TopMatches) -> Vec<(usize, usize, f64, Option<i32>, Option<i32>)> {
+pub fn top_pairs(
+    top: &crate::matching::kernel::TopMatches,
+) -> Vec<(usize, usize, f64, Option<i32>, Option<i32>)> {
     use std::collections::HashMap;
     let mut pairs: HashMap<(usize, usize), (f64, Option<i32>, Option<i32>)> = HashMap::new();
     for (ei, list) in top.per_event.iter().enumerate() {
@@ -182,7 +223,10 @@ pub fn top_pairs(top: &crate::matching::kernel::TopMatches) -> Vec<(usize, usize
             pairs.entry((*ei, si)).or_insert((*score, None, None)).2 = Some(rank as i32 + 1);
         }
     }
-    let mut out: Vec<_> = pairs.into_iter().map(|((ei, si), (s, re, rs))| (ei, si, s, re, rs)).collect();
+    let mut out: Vec<_> = pairs
+        .into_iter()
+        .map(|((ei, si), (s, re, rs))| (ei, si, s, re, rs))
+        .collect();
     out.sort_by(|a, b| a.0.cmp(&b.0).then(b.2.total_cmp(&a.2)).then(a.1.cmp(&b.1)));
     out
 }

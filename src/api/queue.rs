@@ -55,7 +55,14 @@ fn in_subtransaction<T>(f: impl FnOnce() -> T) -> Result<T, String> {
             pg_sys::panic::CaughtError::PostgresError(r)
             | pg_sys::panic::CaughtError::ErrorReport(r)
             | pg_sys::panic::CaughtError::RustPanic { ereport: r, .. } => {
-                format!("{}: {}", r.sql_error_code().to_string().trim_start_matches("ERRCODE_").to_lowercase(), r.message())
+                format!(
+                    "{}: {}",
+                    r.sql_error_code()
+                        .to_string()
+                        .trim_start_matches("ERRCODE_")
+                        .to_lowercase(),
+                    r.message()
+                )
             }
         })
     })
@@ -83,7 +90,12 @@ fn claim(batch: i32, max_attempts: i32) -> Vec<QueueRow> {
         }
         Ok::<_, pgrx::spi::SpiError>(out)
     })
-    .unwrap_or_else(|e| crate::error::raise(&Plain(PgSqlErrorCode::ERRCODE_INTERNAL_ERROR, e.to_string()), "claim"))
+    .unwrap_or_else(|e| {
+        crate::error::raise(
+            &Plain(PgSqlErrorCode::ERRCODE_INTERNAL_ERROR, e.to_string()),
+            "claim",
+        )
+    })
 }
 
 /// A computed match ready to be written.
@@ -147,7 +159,10 @@ fn upsert(rows: Vec<MatchRow>, weights_version: i32) -> Result<usize, pgrx::spi:
 }
 
 /// Pairs already stored for these events or sponsors (they are refreshed on a rescore).
-fn existing_pairs(events: &[Uuid], sponsors: &[Uuid]) -> Result<Vec<(Uuid, Uuid)>, pgrx::spi::SpiError> {
+fn existing_pairs(
+    events: &[Uuid],
+    sponsors: &[Uuid],
+) -> Result<Vec<(Uuid, Uuid)>, pgrx::spi::SpiError> {
     Spi::connect(|client| {
         let rows = client.select(
             "SELECT event_id, sponsor_id FROM sponsorship.sponsorship_matches
@@ -157,7 +172,10 @@ fn existing_pairs(events: &[Uuid], sponsors: &[Uuid]) -> Result<Vec<(Uuid, Uuid)
         )?;
         let mut out = Vec::new();
         for row in rows {
-            out.push((row.get::<Uuid>(1)?.expect("event_id"), row.get::<Uuid>(2)?.expect("sponsor_id")));
+            out.push((
+                row.get::<Uuid>(1)?.expect("event_id"),
+                row.get::<Uuid>(2)?.expect("sponsor_id"),
+            ));
         }
         Ok(out)
     })
@@ -180,29 +198,43 @@ fn process(rows: &[QueueRow], top_k: usize) -> Result<usize, LoadError> {
     let w = load::weights()?;
     let ctx = load::context(None, TierQuery::All)?;
     let m = Marketplace::build(&ctx, &sponsors, &events);
-    let s_index: HashMap<[u8; 16], usize> = m.sponsor_ids.iter().enumerate().map(|(i, id)| (*id, i)).collect();
-    let e_index: HashMap<[u8; 16], usize> = m.event_ids.iter().enumerate().map(|(i, id)| (*id, i)).collect();
+    let s_index: HashMap<[u8; 16], usize> = m
+        .sponsor_ids
+        .iter()
+        .enumerate()
+        .map(|(i, id)| (*id, i))
+        .collect();
+    let e_index: HashMap<[u8; 16], usize> = m
+        .event_ids
+        .iter()
+        .enumerate()
+        .map(|(i, id)| (*id, i))
+        .collect();
 
     let mut wanted: HashSet<(usize, usize)> = HashSet::new();
     for r in rows {
         match (r.event, r.sponsor) {
             (Some(e), Some(s)) => {
-                if let (Some(&ei), Some(&si)) = (e_index.get(e.as_bytes()), s_index.get(s.as_bytes())) {
+                if let (Some(&ei), Some(&si)) =
+                    (e_index.get(e.as_bytes()), s_index.get(s.as_bytes()))
+                {
                     wanted.insert((si, ei));
                 }
             }
             (Some(e), None) => {
                 if let Some(&ei) = e_index.get(e.as_bytes()) {
-                    let mut scored: Vec<(usize, f64)> =
-                        (0..m.sponsors.len()).map(|si| (si, m.eval(si, ei, &w).score)).collect();
+                    let mut scored: Vec<(usize, f64)> = (0..m.sponsors.len())
+                        .map(|si| (si, m.eval(si, ei, &w).score))
+                        .collect();
                     scored.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
                     wanted.extend(scored.into_iter().take(top_k).map(|(si, _)| (si, ei)));
                 }
             }
             (None, Some(s)) => {
                 if let Some(&si) = s_index.get(s.as_bytes()) {
-                    let mut scored: Vec<(usize, f64)> =
-                        (0..m.events.len()).map(|ei| (ei, m.eval(si, ei, &w).score)).collect();
+                    let mut scored: Vec<(usize, f64)> = (0..m.events.len())
+                        .map(|ei| (ei, m.eval(si, ei, &w).score))
+                        .collect();
                     scored.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
                     wanted.extend(scored.into_iter().take(top_k).map(|(ei, _)| (si, ei)));
                 }
@@ -212,8 +244,16 @@ fn process(rows: &[QueueRow], top_k: usize) -> Result<usize, LoadError> {
     }
     // Stored matches of rescored events and sponsors are refreshed too, so no stale score
     // survives a change.
-    let whole_events: Vec<Uuid> = rows.iter().filter(|r| r.sponsor.is_none()).filter_map(|r| r.event).collect();
-    let whole_sponsors: Vec<Uuid> = rows.iter().filter(|r| r.event.is_none()).filter_map(|r| r.sponsor).collect();
+    let whole_events: Vec<Uuid> = rows
+        .iter()
+        .filter(|r| r.sponsor.is_none())
+        .filter_map(|r| r.event)
+        .collect();
+    let whole_sponsors: Vec<Uuid> = rows
+        .iter()
+        .filter(|r| r.event.is_none())
+        .filter_map(|r| r.sponsor)
+        .collect();
     if !whole_events.is_empty() || !whole_sponsors.is_empty() {
         for (e, s) in existing_pairs(&whole_events, &whole_sponsors)? {
             if let (Some(&ei), Some(&si)) = (e_index.get(e.as_bytes()), s_index.get(s.as_bytes())) {
@@ -223,7 +263,10 @@ fn process(rows: &[QueueRow], top_k: usize) -> Result<usize, LoadError> {
     }
     let mut pairs: Vec<(usize, usize)> = wanted.into_iter().collect();
     pairs.sort_unstable();
-    let out = pairs.into_iter().map(|(si, ei)| match_row(&m, si, ei, &w)).collect();
+    let out = pairs
+        .into_iter()
+        .map(|(si, ei)| match_row(&m, si, ei, &w))
+        .collect();
     Ok(upsert(out, w.version)?)
 }
 
@@ -262,7 +305,10 @@ impl crate::error::SqlError for pgrx::spi::SpiError {
 pub fn update_sponsorship_matches(p_batch: default!(i32, 100)) -> i32 {
     if !(1..=100_000).contains(&p_batch) {
         crate::error::raise(
-            &Plain(PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE, format!("p_batch must be between 1 and 100000, got {p_batch}")),
+            &Plain(
+                PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+                format!("p_batch must be between 1 and 100000, got {p_batch}"),
+            ),
             "update_sponsorship_matches",
         );
     }
@@ -303,22 +349,45 @@ pub fn update_sponsorship_matches(p_batch: default!(i32, 100)) -> i32 {
 pub fn rescore_all_matches(p_top_k: default!(i32, 25)) -> i64 {
     if p_top_k < 1 {
         crate::error::raise(
-            &Plain(PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE, "p_top_k must be at least 1".into()),
+            &Plain(
+                PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+                "p_top_k must be at least 1".into(),
+            ),
             "rescore_all_matches",
         );
     }
-    let started: pgrx::datum::TimestampWithTimeZone =
-        Spi::get_one("SELECT clock_timestamp()").or_raise().expect("clock_timestamp");
+    let started: pgrx::datum::TimestampWithTimeZone = Spi::get_one("SELECT clock_timestamp()")
+        .or_raise()
+        .expect("clock_timestamp");
     let (m, w): (Marketplace, Weights) = super::matching::load_marketplace().or_raise();
     let top = m.top_matches(p_top_k as usize, &w);
-    let mut wanted: HashSet<(usize, usize)> =
-        top_pairs(&top).into_iter().map(|(ei, si, _, _, _)| (si, ei)).collect();
-    let s_index: HashMap<[u8; 16], usize> = m.sponsor_ids.iter().enumerate().map(|(i, id)| (*id, i)).collect();
-    let e_index: HashMap<[u8; 16], usize> = m.event_ids.iter().enumerate().map(|(i, id)| (*id, i)).collect();
+    let mut wanted: HashSet<(usize, usize)> = top_pairs(&top)
+        .into_iter()
+        .map(|(ei, si, _, _, _)| (si, ei))
+        .collect();
+    let s_index: HashMap<[u8; 16], usize> = m
+        .sponsor_ids
+        .iter()
+        .enumerate()
+        .map(|(i, id)| (*id, i))
+        .collect();
+    let e_index: HashMap<[u8; 16], usize> = m
+        .event_ids
+        .iter()
+        .enumerate()
+        .map(|(i, id)| (*id, i))
+        .collect();
     let stored: Vec<(Uuid, Uuid)> = Spi::connect(|client| {
         let mut out = Vec::new();
-        for row in client.select("SELECT event_id, sponsor_id FROM sponsorship.sponsorship_matches", None, &[])? {
-            out.push((row.get::<Uuid>(1)?.expect("event_id"), row.get::<Uuid>(2)?.expect("sponsor_id")));
+        for row in client.select(
+            "SELECT event_id, sponsor_id FROM sponsorship.sponsorship_matches",
+            None,
+            &[],
+        )? {
+            out.push((
+                row.get::<Uuid>(1)?.expect("event_id"),
+                row.get::<Uuid>(2)?.expect("sponsor_id"),
+            ));
         }
         Ok::<_, pgrx::spi::SpiError>(out)
     })
@@ -332,7 +401,10 @@ pub fn rescore_all_matches(p_top_k: default!(i32, 25)) -> i64 {
     pairs.sort_unstable();
     let mut written = 0usize;
     for chunk in pairs.chunks(5_000) {
-        let rows = chunk.iter().map(|&(si, ei)| match_row(&m, si, ei, &w)).collect();
+        let rows = chunk
+            .iter()
+            .map(|&(si, ei)| match_row(&m, si, ei, &w))
+            .collect();
         written += upsert(rows, w.version).or_raise();
     }
     Spi::run_with_args(

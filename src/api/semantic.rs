@@ -33,7 +33,10 @@ fn cosine(a: Option<Vector>, b: Option<&Vector>) -> Option<f64> {
 }
 
 /// The sponsor's objectives as text: the description, goals and audience interests.
-fn objectives_text(brand_objectives: Option<&serde_json::Value>, target_audience: Option<&serde_json::Value>) -> String {
+fn objectives_text(
+    brand_objectives: Option<&serde_json::Value>,
+    target_audience: Option<&serde_json::Value>,
+) -> String {
     let mut parts: Vec<String> = Vec::new();
     if let Some(b) = brand_objectives {
         if let Some(d) = b.get("description").and_then(|v| v.as_str()) {
@@ -43,8 +46,15 @@ fn objectives_text(brand_objectives: Option<&serde_json::Value>, target_audience
             parts.extend(goals.iter().filter_map(|g| g.as_str().map(str::to_owned)));
         }
     }
-    if let Some(interests) = target_audience.and_then(|t| t.get("interests")).and_then(|v| v.as_array()) {
-        parts.extend(interests.iter().filter_map(|g| g.as_str().map(str::to_owned)));
+    if let Some(interests) = target_audience
+        .and_then(|t| t.get("interests"))
+        .and_then(|v| v.as_array())
+    {
+        parts.extend(
+            interests
+                .iter()
+                .filter_map(|g| g.as_str().map(str::to_owned)),
+        );
     }
     parts.join(" ")
 }
@@ -70,7 +80,8 @@ pub fn semantic_sponsor_event_match(
     ),
 > {
     let row = Spi::connect(|client| {
-        let mut rows = client.select(PAIR_SQL, Some(1), &[p_event_id.into(), p_sponsor_id.into()])?;
+        let mut rows =
+            client.select(PAIR_SQL, Some(1), &[p_event_id.into(), p_sponsor_id.into()])?;
         let Some(r) = rows.next() else {
             return Ok(None);
         };
@@ -85,7 +96,15 @@ pub fn semantic_sponsor_event_match(
     })
     .map_err(LoadError::from)
     .or_raise();
-    let Some((objectives_emb, brand_objectives, target_audience, description_emb, event_text, history)) = row else {
+    let Some((
+        objectives_emb,
+        brand_objectives,
+        target_audience,
+        description_emb,
+        event_text,
+        history,
+    )) = row
+    else {
         let exists = Spi::get_one_with_args::<bool>(
             "SELECT EXISTS (SELECT 1 FROM sponsorship.events WHERE id = $1)",
             &[p_event_id.into()],
@@ -93,15 +112,27 @@ pub fn semantic_sponsor_event_match(
         .ok()
         .flatten()
         .unwrap_or(false);
-        let err = if exists { LoadError::UnknownSponsor(p_sponsor_id) } else { LoadError::UnknownEvent(p_event_id) };
+        let err = if exists {
+            LoadError::UnknownSponsor(p_sponsor_id)
+        } else {
+            LoadError::UnknownEvent(p_event_id)
+        };
         crate::error::raise(&err, "semantic_sponsor_event_match");
     };
     let semantic = cosine_signal(cosine(objectives_emb, description_emb.as_ref()));
     let objectives = objectives_alignment(
-        &objectives_text(brand_objectives.as_ref().map(|j| &j.0), target_audience.as_ref().map(|j| &j.0)),
+        &objectives_text(
+            brand_objectives.as_ref().map(|j| &j.0),
+            target_audience.as_ref().map(|j| &j.0),
+        ),
         &event_text,
     );
     let description = cosine_signal(cosine(history, description_emb.as_ref()));
     let score = match_score(semantic, objectives, description);
-    TableIterator::once((opt_numeric(score), opt_numeric(semantic), opt_numeric(objectives), opt_numeric(description)))
+    TableIterator::once((
+        opt_numeric(score),
+        opt_numeric(semantic),
+        opt_numeric(objectives),
+        opt_numeric(description),
+    ))
 }

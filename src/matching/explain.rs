@@ -36,8 +36,6 @@ pub fn breakdown(
     s_has_embedding: bool,
     e_has_embedding: bool,
 ) -> Value {
-    let missing = missing_list(s, e, ev, s_has_embedding, e_has_embedding);
-
     // budget
     let mut budget_inputs = Map::new();
     budget_inputs.insert("annual_budget_cents".into(), json!(s.annual_budget_cents));
@@ -45,7 +43,10 @@ pub fn breakdown(
         "per_event_budget_cents".into(),
         json!(s.budget_per_event.map(|b| b.round() as i64)),
     );
-    budget_inputs.insert("per_event_share_of_annual_budget".into(), json!(BUDGET_SHARE_PER_EVENT));
+    budget_inputs.insert(
+        "per_event_share_of_annual_budget".into(),
+        json!(BUDGET_SHARE_PER_EVENT),
+    );
     budget_inputs.insert("currency".into(), json!(world.currencies.name(s.currency)));
     let budget_source = match ev.budget_source {
         BudgetSource::Packages => {
@@ -54,7 +55,10 @@ pub fn breakdown(
             "packages"
         }
         BudgetSource::TierEstimate => {
-            budget_inputs.insert("tier_median_package_cents".into(), json!(ev.budget_cheapest));
+            budget_inputs.insert(
+                "tier_median_package_cents".into(),
+                json!(ev.budget_cheapest),
+            );
             budget_inputs.insert(
                 "quality_tier".into(),
                 json!(e.tier.map(|t| world.tiers.name(t))),
@@ -68,13 +72,25 @@ pub fn breakdown(
     // audience
     let mut aud_missing = Vec::new();
     if ev.age_overlap.is_none() {
-        aud_missing.push(if !s.has_age { "target_age_segments" } else { "event_age_segments" });
+        aud_missing.push(if !s.has_age {
+            "target_age_segments"
+        } else {
+            "event_age_segments"
+        });
     }
     if ev.region_share.is_none() {
-        aud_missing.push(if !s.has_audience_regions { "target_regions" } else { "event_geo_distribution" });
+        aud_missing.push(if !s.has_audience_regions {
+            "target_regions"
+        } else {
+            "event_geo_distribution"
+        });
     }
     if ev.interest_match.is_none() {
-        aud_missing.push(if !s.has_interests { "target_interests" } else { "event_category" });
+        aud_missing.push(if !s.has_interests {
+            "target_interests"
+        } else {
+            "event_category"
+        });
     }
     let matched_places: Vec<&str> = e
         .geo
@@ -110,18 +126,10 @@ pub fn breakdown(
         })
     };
 
-    json!({
-        "score": round5(ev.score),
-        "budget_fit": r6(ev.budget_fit),
-        "audience_overlap": r6(ev.audience_overlap),
-        "geo_fit": r6(ev.geo_fit),
-        "engagement_quality": r6(ev.engagement_quality),
-        "objectives_similarity": r6(ev.objectives_similarity),
-        "temporal_fit": r6(ev.temporal_fit),
-        "weighted_sum": r6(ev.weighted_sum),
-        "event_quality_tier": e.tier.map(|t| world.tiers.name(t)),
-        "sponsor_budget_range": budget_range(s.annual_budget_cents),
-        "factors": {
+    let mut out = compact(world, s, e, ev, w, s_has_embedding, e_has_embedding);
+    let top = out.as_object_mut().expect("compact is an object");
+    top.insert("neutral_value".into(), json!(NEUTRAL));
+    top.insert("factors".into(), json!({
             "budget_fit": factor(ev.budget_fit, w.budget_fit, Value::Object(budget_inputs)),
             "audience_overlap": factor(ev.audience_overlap, w.audience_overlap, json!({
                 "age_overlap": ev.age_overlap.map(r6),
@@ -146,28 +154,36 @@ pub fn breakdown(
                 "cosine": ev.cosine.map(r6),
                 "neutral": objectives_neutral,
             })),
-        },
-        "temporal": {
+    }));
+    top.insert(
+        "temporal".into(),
+        json!({
             "multiplier": r6(ev.temporal_fit),
             "starts_in_days": r6(e.starts_in_days),
             "days_since_end": e.days_since_end.map(r6),
-        },
-        "objectives_similarity_neutral": objectives_neutral,
-        "neutral_value": NEUTRAL,
-        "missing": missing,
-        "weights_version": w.version,
-        "model_version": MODEL_VERSION,
-    })
+        }),
+    );
+    out
 }
 
 /// What was missing for a pair, as the breakdown lists it.
-fn missing_list(s: &CompiledSponsor, e: &CompiledEvent, ev: &PairEval, s_emb: bool, e_emb: bool) -> Vec<&'static str> {
+fn missing_list(
+    s: &CompiledSponsor,
+    e: &CompiledEvent,
+    ev: &PairEval,
+    s_emb: bool,
+    e_emb: bool,
+) -> Vec<&'static str> {
     let mut missing = Vec::new();
     if !s.has_profile {
         missing.push("sponsor_profile");
     }
     if ev.budget_source == BudgetSource::Missing {
-        missing.push(if s.annual_budget_cents.is_none() { "annual_budget_cents" } else { "comparable_package_prices" });
+        missing.push(if s.annual_budget_cents.is_none() {
+            "annual_budget_cents"
+        } else {
+            "comparable_package_prices"
+        });
     }
     if ev.age_overlap.is_none() && ev.region_share.is_none() && ev.interest_match.is_none() {
         missing.push("audience_data");
@@ -194,7 +210,15 @@ fn missing_list(s: &CompiledSponsor, e: &CompiledEvent, ev: &PairEval, s_emb: bo
 /// the factor values (the old top-level keys), what was missing and the versions — the top
 /// level of the full breakdown, without `factors` and `temporal`. The full explanation of a
 /// stored pair is one `fn_compute_match_score` call away.
-pub fn compact(world: &World, s: &CompiledSponsor, e: &CompiledEvent, ev: &PairEval, w: &Weights, s_emb: bool, e_emb: bool) -> Value {
+pub fn compact(
+    world: &World,
+    s: &CompiledSponsor,
+    e: &CompiledEvent,
+    ev: &PairEval,
+    w: &Weights,
+    s_emb: bool,
+    e_emb: bool,
+) -> Value {
     json!({
         "score": round5(ev.score),
         "budget_fit": r6(ev.budget_fit),

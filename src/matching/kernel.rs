@@ -34,9 +34,14 @@ pub struct SponsorSide {
 impl SponsorSide {
     pub fn build(ctx: &MarketContext, sponsors: &[SponsorInput]) -> SponsorSide {
         let mut world = World::new(ctx);
-        let compiled: Vec<CompiledSponsor> = sponsors.iter().map(|s| world.compile_sponsor(s)).collect();
+        let compiled: Vec<CompiledSponsor> =
+            sponsors.iter().map(|s| world.compile_sponsor(s)).collect();
         let dims = embedding_dims(sponsors, &[]);
-        let (emb, has_emb) = embed_rows(sponsors.iter().map(|s| s.embedding.as_ref()), sponsors.len(), dims);
+        let (emb, has_emb) = embed_rows(
+            sponsors.iter().map(|s| s.embedding.as_ref()),
+            sponsors.len(),
+            dims,
+        );
         SponsorSide {
             world,
             ids: Rc::new(sponsors.iter().map(|s| s.id).collect()),
@@ -80,12 +85,22 @@ fn embedding_dims(sponsors: &[SponsorInput], events: &[EventInput]) -> usize {
         .unwrap_or(0)
 }
 
-fn embed_rows<'a>(rows: impl Iterator<Item = Option<&'a Vec<f32>>>, n: usize, dims: usize) -> (Array2<f32>, Vec<bool>) {
+fn embed_rows<'a>(
+    rows: impl Iterator<Item = Option<&'a Vec<f32>>>,
+    n: usize,
+    dims: usize,
+) -> (Array2<f32>, Vec<bool>) {
     let mut m = Array2::<f32>::zeros((n, dims));
     let mut has = vec![false; n];
     for (i, v) in rows.enumerate() {
-        if let Some(u) = v.filter(|v| v.len() == dims && dims > 0).and_then(|v| unit(v)) {
-            m.row_mut(i).as_slice_mut().expect("row-major").copy_from_slice(&u);
+        if let Some(u) = v
+            .filter(|v| v.len() == dims && dims > 0)
+            .and_then(|v| unit(v))
+        {
+            m.row_mut(i)
+                .as_slice_mut()
+                .expect("row-major")
+                .copy_from_slice(&u);
             has[i] = true;
         }
     }
@@ -106,7 +121,9 @@ impl PartialOrd for Ranked {
 impl Ord for Ranked {
     // Higher score first; on a tie the lower index ranks higher.
     fn cmp(&self, other: &Self) -> Ordering {
-        self.0.total_cmp(&other.0).then_with(|| other.1.cmp(&self.1))
+        self.0
+            .total_cmp(&other.0)
+            .then_with(|| other.1.cmp(&self.1))
     }
 }
 
@@ -118,7 +135,10 @@ struct TopK {
 
 impl TopK {
     fn new(k: usize) -> TopK {
-        TopK { k, heap: BinaryHeap::with_capacity(k + 1) }
+        TopK {
+            k,
+            heap: BinaryHeap::with_capacity(k + 1),
+        }
     }
 
     #[inline]
@@ -154,7 +174,11 @@ pub struct TopMatches {
 }
 
 impl Marketplace {
-    pub fn build(ctx: &MarketContext, sponsors: &[SponsorInput], events: &[EventInput]) -> Marketplace {
+    pub fn build(
+        ctx: &MarketContext,
+        sponsors: &[SponsorInput],
+        events: &[EventInput],
+    ) -> Marketplace {
         Marketplace::with_sponsor_side(&SponsorSide::build(ctx, sponsors), events)
     }
 
@@ -162,15 +186,27 @@ impl Marketplace {
     /// events' geo keys are matched against the regions sponsors target.
     pub fn with_sponsor_side(side: &SponsorSide, events: &[EventInput]) -> Marketplace {
         let mut world = side.world.clone();
-        let compiled_events: Vec<CompiledEvent> = events.iter().map(|e| world.compile_event(e)).collect();
-        let dims = if side.dims > 0 { side.dims } else { embedding_dims(&[], events) };
+        let compiled_events: Vec<CompiledEvent> =
+            events.iter().map(|e| world.compile_event(e)).collect();
+        let dims = if side.dims > 0 {
+            side.dims
+        } else {
+            embedding_dims(&[], events)
+        };
         let (s_emb, s_has_emb) = if side.dims == dims {
             (Rc::clone(&side.emb), Rc::clone(&side.has_emb))
         } else {
             // no sponsor has an embedding: a zero matrix of the events' width
-            (Rc::new(Array2::<f32>::zeros((side.len(), dims))), Rc::new(vec![false; side.len()]))
+            (
+                Rc::new(Array2::<f32>::zeros((side.len(), dims))),
+                Rc::new(vec![false; side.len()]),
+            )
         };
-        let (e_emb, e_has_emb) = embed_rows(events.iter().map(|e| e.embedding.as_ref()), events.len(), dims);
+        let (e_emb, e_has_emb) = embed_rows(
+            events.iter().map(|e| e.embedding.as_ref()),
+            events.len(),
+            dims,
+        );
         Marketplace {
             world,
             sponsor_ids: Rc::clone(&side.ids),
@@ -194,7 +230,14 @@ impl Marketplace {
 
     #[inline]
     pub fn eval(&self, si: usize, ei: usize, w: &Weights) -> PairEval {
-        evaluate(&self.world, &self.sponsors[si], self.s_vec(si), &self.events[ei], self.e_vec(ei), w)
+        evaluate(
+            &self.world,
+            &self.sponsors[si],
+            self.s_vec(si),
+            &self.events[ei],
+            self.e_vec(ei),
+            w,
+        )
     }
 
     /// The full breakdown of one pair.
@@ -229,12 +272,16 @@ impl Marketplace {
 
     /// One event against every sponsor, in sponsor order.
     pub fn score_event(&self, ei: usize, w: &Weights) -> Vec<PairEval> {
-        (0..self.sponsors.len()).map(|si| self.eval(si, ei, w)).collect()
+        (0..self.sponsors.len())
+            .map(|si| self.eval(si, ei, w))
+            .collect()
     }
 
     /// One sponsor against every event, in event order.
     pub fn score_sponsor(&self, si: usize, w: &Weights) -> Vec<PairEval> {
-        (0..self.events.len()).map(|ei| self.eval(si, ei, w)).collect()
+        (0..self.events.len())
+            .map(|ei| self.eval(si, ei, w))
+            .collect()
     }
 
     /// Every pair, in cache-sized blocks, keeping the `k` best per event and per sponsor.
@@ -252,8 +299,15 @@ impl Marketplace {
                     let e_vec = self.e_vec(ei);
                     let top_e = &mut per_event[ei];
                     for si in s0..s1 {
-                        let score =
-                            evaluate(&self.world, &self.sponsors[si], self.s_vec(si), event, e_vec, w).score;
+                        let score = evaluate(
+                            &self.world,
+                            &self.sponsors[si],
+                            self.s_vec(si),
+                            event,
+                            e_vec,
+                            w,
+                        )
+                        .score;
                         top_e.offer(score, si);
                         per_sponsor[si].offer(score, ei);
                     }

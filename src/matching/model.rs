@@ -129,7 +129,11 @@ pub fn norm(s: &str) -> String {
 }
 
 fn norm_all<I: IntoIterator<Item = String>>(items: I) -> Vec<String> {
-    let mut out: Vec<String> = items.into_iter().map(|s| norm(&s)).filter(|s| !s.is_empty()).collect();
+    let mut out: Vec<String> = items
+        .into_iter()
+        .map(|s| norm(&s))
+        .filter(|s| !s.is_empty())
+        .collect();
     out.sort();
     out.dedup();
     out
@@ -138,7 +142,9 @@ fn norm_all<I: IntoIterator<Item = String>>(items: I) -> Vec<String> {
 /// Strings of a JSON array (non-strings ignored); a lone string counts as one.
 pub fn json_strings(v: Option<&Value>) -> Vec<String> {
     match v {
-        Some(Value::Array(items)) => norm_all(items.iter().filter_map(|i| i.as_str().map(str::to_owned))),
+        Some(Value::Array(items)) => {
+            norm_all(items.iter().filter_map(|i| i.as_str().map(str::to_owned)))
+        }
         Some(Value::String(s)) => norm_all([s.clone()]),
         _ => Vec::new(),
     }
@@ -150,7 +156,11 @@ pub fn json_shares(v: Option<&Value>) -> Vec<(String, f64)> {
     let mut out: Vec<(String, f64)> = match v {
         Some(Value::Object(map)) => map
             .iter()
-            .filter_map(|(k, v)| v.as_f64().filter(|x| x.is_finite() && *x > 0.0).map(|x| (norm(k), x)))
+            .filter_map(|(k, v)| {
+                v.as_f64()
+                    .filter(|x| x.is_finite() && *x > 0.0)
+                    .map(|x| (norm(k), x))
+            })
             .filter(|(k, _)| !k.is_empty())
             .collect(),
         Some(Value::Array(_)) => json_strings(v).into_iter().map(|k| (k, 1.0)).collect(),
@@ -193,22 +203,41 @@ mod tests {
     #[test]
     fn default_weights_are_valid() {
         let d = Weights::DEFAULT;
-        assert!(Weights::new(1, d.budget_fit, d.audience_overlap, d.geo_fit, d.engagement_quality, d.objectives_similarity).is_ok());
+        assert!(Weights::new(
+            1,
+            d.budget_fit,
+            d.audience_overlap,
+            d.geo_fit,
+            d.engagement_quality,
+            d.objectives_similarity
+        )
+        .is_ok());
     }
 
     #[test]
     fn weights_must_be_non_negative_and_sum_to_one() {
         assert_eq!(
             Weights::new(2, -0.1, 0.5, 0.2, 0.2, 0.2),
-            Err(WeightsError::Negative { name: "budget_fit", value: -0.1 })
+            Err(WeightsError::Negative {
+                name: "budget_fit",
+                value: -0.1
+            })
         );
-        assert!(matches!(Weights::new(2, 0.5, 0.5, 0.5, 0.0, 0.0), Err(WeightsError::BadSum(_))));
-        assert!(matches!(Weights::new(2, f64::NAN, 0.5, 0.5, 0.0, 0.0), Err(WeightsError::Negative { .. })));
+        assert!(matches!(
+            Weights::new(2, 0.5, 0.5, 0.5, 0.0, 0.0),
+            Err(WeightsError::BadSum(_))
+        ));
+        assert!(matches!(
+            Weights::new(2, f64::NAN, 0.5, 0.5, 0.0, 0.0),
+            Err(WeightsError::Negative { .. })
+        ));
     }
 
     #[test]
     fn share_maps_are_normalized_and_arrays_mean_equal_shares() {
-        let m = json_shares(Some(&json!({" 25-34 ": 0.5, "18-24": 0.2, "bad": "x", "neg": -1})));
+        let m = json_shares(Some(
+            &json!({" 25-34 ": 0.5, "18-24": 0.2, "bad": "x", "neg": -1}),
+        ));
         assert_eq!(m, vec![("18-24".into(), 0.2), ("25-34".into(), 0.5)]);
         let a = json_shares(Some(&json!(["25-34", "18-24"])));
         assert_eq!(a, vec![("18-24".into(), 1.0), ("25-34".into(), 1.0)]);
@@ -218,7 +247,9 @@ mod tests {
     #[test]
     fn target_audience_fields_are_read_and_normalized() {
         let s = SponsorInput::default()
-            .with_target_audience(Some(&json!({"interests": ["Music", " music", "Food"], "regions": ["Austin"]})))
+            .with_target_audience(Some(
+                &json!({"interests": ["Music", " music", "Food"], "regions": ["Austin"]}),
+            ))
             .with_lists(vec!["Music".into(), "".into()], vec![" Global ".into()]);
         assert_eq!(s.interests, vec!["food", "music"]);
         assert_eq!(s.audience_regions, vec!["austin"]);

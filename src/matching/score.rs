@@ -100,7 +100,9 @@ impl BitSet {
 
     pub fn ids(&self) -> impl Iterator<Item = u32> + '_ {
         self.0.iter().enumerate().flat_map(|(w, word)| {
-            (0..64).filter(move |b| word & (1u64 << b) != 0).map(move |b| (w * 64 + b) as u32)
+            (0..64)
+                .filter(move |b| word & (1u64 << b) != 0)
+                .map(move |b| (w * 64 + b) as u32)
         })
     }
 }
@@ -257,7 +259,10 @@ impl World {
     pub fn compile_event(&mut self, e: &EventInput) -> CompiledEvent {
         let total: f64 = e.age_segments.iter().map(|(_, v)| v).sum();
         let age = if total > 0.0 {
-            e.age_segments.iter().map(|(k, v)| (self.segments.id(k), v / total)).collect()
+            e.age_segments
+                .iter()
+                .map(|(k, v)| (self.segments.id(k), v / total))
+                .collect()
         } else {
             Vec::new()
         };
@@ -288,7 +293,11 @@ impl World {
             geo_keys,
             quality: e.quality_score,
             tier: e.quality_tier.as_deref().map(|t| self.tiers.id(&norm(t))),
-            packages: e.packages.iter().map(|(p, c)| (*p, self.currencies.id(c.trim()))).collect(),
+            packages: e
+                .packages
+                .iter()
+                .map(|(p, c)| (*p, self.currencies.id(c.trim())))
+                .collect(),
             starts_in_days: e.starts_in_days,
             days_since_end,
             temporal: temporal_fit(days_since_end),
@@ -410,7 +419,12 @@ pub fn evaluate(
                     + (1.0 - CHEAPEST_PACKAGE_WEIGHT) * (sum / n as f64);
                 (fit, BudgetSource::Packages, Some(c), n)
             } else if let Some(median) = e.tier.and_then(|t| world.tier_median(t, s.currency)) {
-                (afford(budget, median), BudgetSource::TierEstimate, Some(median), 0)
+                (
+                    afford(budget, median),
+                    BudgetSource::TierEstimate,
+                    Some(median),
+                    0,
+                )
             } else {
                 (NEUTRAL, BudgetSource::Missing, None, 0)
             }
@@ -446,7 +460,11 @@ pub fn evaluate(
         _ => None,
     };
     let (mut num, mut den) = (0.0, 0.0);
-    for (v, wt) in [(age_overlap, AGE_WEIGHT), (region_share, REGION_WEIGHT), (interest_match, INTEREST_WEIGHT)] {
+    for (v, wt) in [
+        (age_overlap, AGE_WEIGHT),
+        (region_share, REGION_WEIGHT),
+        (interest_match, INTEREST_WEIGHT),
+    ] {
         if let Some(v) = v {
             num += v * wt;
             den += wt;

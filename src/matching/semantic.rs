@@ -15,10 +15,11 @@ pub const OBJECTIVES_WEIGHT: f64 = 0.25;
 pub const DESCRIPTION_WEIGHT: f64 = 0.25;
 
 const STOPWORDS: &[&str] = &[
-    "the", "and", "for", "with", "our", "your", "their", "that", "this", "from", "into", "who", "are", "was", "were",
-    "will", "have", "has", "not", "but", "all", "any", "can", "more", "than", "them", "they", "its", "out", "also",
-    "just", "like", "want", "wants", "through", "at", "of", "to", "in", "on", "we", "us", "an", "a", "is", "be", "as",
-    "by", "or", "it", "at", "events", "event", "people",
+    "the", "and", "for", "with", "our", "your", "their", "that", "this", "from", "into", "who",
+    "are", "was", "were", "will", "have", "has", "not", "but", "all", "any", "can", "more", "than",
+    "them", "they", "its", "out", "also", "just", "like", "want", "wants", "through", "at", "of",
+    "to", "in", "on", "we", "us", "an", "a", "is", "be", "as", "by", "or", "it", "at", "events",
+    "event", "people",
 ];
 
 /// Content words of a text: lower-cased, stopwords and words under three letters dropped,
@@ -57,9 +58,17 @@ pub fn cosine_signal(cos: Option<f64>) -> Option<f64> {
     cos.map(|c| c.clamp(0.0, 1.0))
 }
 
-pub fn match_score(semantic: Option<f64>, objectives: Option<f64>, description: Option<f64>) -> Option<f64> {
+pub fn match_score(
+    semantic: Option<f64>,
+    objectives: Option<f64>,
+    description: Option<f64>,
+) -> Option<f64> {
     let (mut num, mut den) = (0.0, 0.0);
-    for (v, w) in [(semantic, SEMANTIC_WEIGHT), (objectives, OBJECTIVES_WEIGHT), (description, DESCRIPTION_WEIGHT)] {
+    for (v, w) in [
+        (semantic, SEMANTIC_WEIGHT),
+        (objectives, OBJECTIVES_WEIGHT),
+        (description, DESCRIPTION_WEIGHT),
+    ] {
         if let Some(v) = v {
             num += v * w;
             den += w;
@@ -91,12 +100,18 @@ mod tests {
         .unwrap();
         assert!((a - 3.0 / 7.0).abs() < 1e-12, "{a}");
         assert_eq!(objectives_alignment("the and of", "anything"), None);
-        assert_eq!(objectives_alignment("craft beer", "a jazz night").unwrap(), 0.0);
+        assert_eq!(
+            objectives_alignment("craft beer", "a jazz night").unwrap(),
+            0.0
+        );
     }
 
     #[test]
     fn the_match_score_averages_only_the_known_signals() {
-        assert_eq!(match_score(Some(0.8), Some(0.4), Some(0.2)), Some(0.8 * 0.5 + 0.4 * 0.25 + 0.2 * 0.25));
+        assert_eq!(
+            match_score(Some(0.8), Some(0.4), Some(0.2)),
+            Some(0.8 * 0.5 + 0.4 * 0.25 + 0.2 * 0.25)
+        );
         assert_eq!(match_score(None, Some(0.4), None), Some(0.4));
         assert_eq!(match_score(None, None, None), None);
         assert_eq!(cosine_signal(Some(-0.3)), Some(0.0));

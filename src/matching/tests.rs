@@ -90,7 +90,8 @@ fn budget_without_packages_uses_the_tier_median_and_otherwise_is_neutral() {
     e.packages.clear();
     e.quality_tier = Some("high".into());
     let mut ctx = MarketContext::default();
-    ctx.tier_median_price.insert(("high".into(), "USD".into()), 400_000);
+    ctx.tier_median_price
+        .insert(("high".into(), "USD".into()), 400_000);
     let ev = pair(&s, &e, &ctx);
     assert_eq!(ev.budget_source, BudgetSource::TierEstimate);
     assert!(close(ev.budget_fit, 0.5));
@@ -121,7 +122,11 @@ fn audience_overlap_combines_age_regions_and_interests_that_are_available() {
     assert!(close(ev.region_share.unwrap(), 0.2));
     assert_eq!(ev.interest_match, None);
     // (0.5 * 0.4 + 0.2 * 0.3) / 0.7
-    assert!(close(ev.audience_overlap, 0.26 / 0.7), "{}", ev.audience_overlap);
+    assert!(
+        close(ev.audience_overlap, 0.26 / 0.7),
+        "{}",
+        ev.audience_overlap
+    );
 }
 
 #[test]
@@ -152,7 +157,11 @@ fn geo_fit_matches_city_country_global_and_same_country_cities() {
     for (regions, expected, rule) in cases {
         let s = sponsor().with_lists(vec![], regions.iter().map(|r| r.to_string()).collect());
         let ev = pair(&s, &event(), &ctx);
-        assert_eq!((ev.geo_fit, ev.geo_rule), (expected, rule), "regions {regions:?}");
+        assert_eq!(
+            (ev.geo_fit, ev.geo_rule),
+            (expected, rule),
+            "regions {regions:?}"
+        );
     }
 }
 
@@ -169,7 +178,10 @@ fn objectives_similarity_is_the_clamped_cosine_or_neutral_when_missing() {
     let mut s = sponsor();
     s.embedding = Some(vec![0.0, 0.0, 0.0]);
     let ev = pair(&s, &event(), &MarketContext::default());
-    assert_eq!(ev.objectives_similarity, NEUTRAL, "a zero vector has no direction");
+    assert_eq!(
+        ev.objectives_similarity, NEUTRAL,
+        "a zero vector has no direction"
+    );
 }
 
 #[test]
@@ -181,23 +193,50 @@ fn past_events_are_discounted_by_time_since_they_ended() {
     assert!(close(ev.temporal_fit, 0.5));
     assert!(close(ev.score, ev.weighted_sum * 0.5));
     e.ends_in_days = Some(-300.0);
-    assert!(close(pair(&sponsor(), &e, &MarketContext::default()).temporal_fit, 0.1));
+    assert!(close(
+        pair(&sponsor(), &e, &MarketContext::default()).temporal_fit,
+        0.1
+    ));
     // an event under way (started, not ended) is not discounted
     e.starts_in_days = -1.0;
     e.ends_in_days = Some(1.0);
-    assert_eq!(pair(&sponsor(), &e, &MarketContext::default()).temporal_fit, 1.0);
+    assert_eq!(
+        pair(&sponsor(), &e, &MarketContext::default()).temporal_fit,
+        1.0
+    );
 }
 
 #[test]
 fn a_pair_with_no_data_scores_neutral_and_says_what_is_missing() {
-    let s = SponsorInput { id: [9; 16], currency: "USD".into(), ..Default::default() };
-    let e = EventInput { id: [8; 16], starts_in_days: 5.0, ..Default::default() };
+    let s = SponsorInput {
+        id: [9; 16],
+        currency: "USD".into(),
+        ..Default::default()
+    };
+    let e = EventInput {
+        id: [8; 16],
+        starts_in_days: 5.0,
+        ..Default::default()
+    };
     let m = Marketplace::build(&MarketContext::default(), &[s], &[e]);
     let (ev, b) = m.explain(0, 0, &W);
     assert!(close(ev.score, 0.5));
-    let missing: Vec<&str> = b["missing"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
-    for m in ["sponsor_profile", "annual_budget_cents", "audience_data", "regions", "event_location",
-              "quality_score", "objectives_embedding", "description_embedding"] {
+    let missing: Vec<&str> = b["missing"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    for m in [
+        "sponsor_profile",
+        "annual_budget_cents",
+        "audience_data",
+        "regions",
+        "event_location",
+        "quality_score",
+        "objectives_embedding",
+        "description_embedding",
+    ] {
         assert!(missing.contains(&m), "{m} missing from {missing:?}");
     }
     assert_eq!(b["objectives_similarity_neutral"], true);
@@ -208,18 +247,36 @@ fn the_breakdown_names_value_weight_and_contribution_of_each_factor() {
     let m = Marketplace::build(&MarketContext::default(), &[sponsor()], &[event()]);
     let (ev, b) = m.explain(0, 0, &W);
     let mut total = 0.0;
-    for (name, weight) in [("budget_fit", 0.30), ("audience_overlap", 0.25), ("geo_fit", 0.15),
-                           ("engagement_quality", 0.20), ("objectives_similarity", 0.10)] {
+    for (name, weight) in [
+        ("budget_fit", 0.30),
+        ("audience_overlap", 0.25),
+        ("geo_fit", 0.15),
+        ("engagement_quality", 0.20),
+        ("objectives_similarity", 0.10),
+    ] {
         let f = &b["factors"][name];
         assert_eq!(f["weight"].as_f64().unwrap(), weight);
-        let (v, c) = (f["value"].as_f64().unwrap(), f["contribution"].as_f64().unwrap());
+        let (v, c) = (
+            f["value"].as_f64().unwrap(),
+            f["contribution"].as_f64().unwrap(),
+        );
         assert!(close(c, v * weight));
-        assert_eq!(b[name].as_f64().unwrap(), v, "top-level {name} kept for old callers");
+        assert_eq!(
+            b[name].as_f64().unwrap(),
+            v,
+            "top-level {name} kept for old callers"
+        );
         total += c;
     }
     assert!(close(total * ev.temporal_fit, ev.score));
-    assert_eq!(b["factors"]["geo_fit"]["inputs"]["rule"], "event city is a sponsor region");
-    assert_eq!(b["factors"]["budget_fit"]["inputs"]["cheapest_package_cents"], 500_000);
+    assert_eq!(
+        b["factors"]["geo_fit"]["inputs"]["rule"],
+        "event city is a sponsor region"
+    );
+    assert_eq!(
+        b["factors"]["budget_fit"]["inputs"]["cheapest_package_cents"],
+        500_000
+    );
     assert_eq!(b["event_quality_tier"], "premium");
 }
 
@@ -228,7 +285,10 @@ struct Lcg(u64);
 
 impl Lcg {
     fn next(&mut self) -> f64 {
-        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         (self.0 >> 11) as f64 / (1u64 << 53) as f64
     }
     fn pick<'a>(&mut self, xs: &[&'a str]) -> &'a str {
@@ -236,7 +296,11 @@ impl Lcg {
     }
 }
 
-fn random_marketplace(ns: usize, ne: usize, seed: u64) -> (MarketContext, Vec<SponsorInput>, Vec<EventInput>) {
+fn random_marketplace(
+    ns: usize,
+    ne: usize,
+    seed: u64,
+) -> (MarketContext, Vec<SponsorInput>, Vec<EventInput>) {
     let mut r = Lcg(seed);
     let cities = ["Austin", "Berlin", "Paris", "Tokyo", "Dallas"];
     let countries = ["US", "DE", "FR", "JP", "US"];
@@ -245,9 +309,11 @@ fn random_marketplace(ns: usize, ne: usize, seed: u64) -> (MarketContext, Vec<Sp
     let dims = 16;
     let mut ctx = MarketContext::default();
     for (c, k) in cities.iter().zip(countries) {
-        ctx.city_countries.insert(c.to_lowercase(), vec![k.to_lowercase()]);
+        ctx.city_countries
+            .insert(c.to_lowercase(), vec![k.to_lowercase()]);
     }
-    ctx.tier_median_price.insert(("high".into(), "USD".into()), 300_000);
+    ctx.tier_median_price
+        .insert(("high".into(), "USD".into()), 300_000);
     let sponsors = (0..ns)
         .map(|i| {
             let mut id = [0u8; 16];
@@ -266,15 +332,26 @@ fn random_marketplace(ns: usize, ne: usize, seed: u64) -> (MarketContext, Vec<Sp
                     }
                     v
                 },
-                interests: cats.iter().filter(|_| r.next() < 0.3).map(|s| s.to_string()).collect(),
+                interests: cats
+                    .iter()
+                    .filter(|_| r.next() < 0.3)
+                    .map(|s| s.to_string())
+                    .collect(),
                 audience_regions: vec![],
-                preferred_categories: cats.iter().filter(|_| r.next() < 0.3).map(|s| s.to_string()).collect(),
+                preferred_categories: cats
+                    .iter()
+                    .filter(|_| r.next() < 0.3)
+                    .map(|s| s.to_string())
+                    .collect(),
                 regions: if r.next() < 0.1 {
                     vec!["global".into()]
                 } else {
-                    vec![r.pick(&["austin", "us", "berlin", "dallas", "fr"]).to_string()]
+                    vec![r
+                        .pick(&["austin", "us", "berlin", "dallas", "fr"])
+                        .to_string()]
                 },
-                embedding: (r.next() < 0.8).then(|| (0..dims).map(|_| r.next() as f32 - 0.5).collect()),
+                embedding: (r.next() < 0.8)
+                    .then(|| (0..dims).map(|_| r.next() as f32 - 0.5).collect()),
             }
         })
         .collect();
@@ -300,13 +377,22 @@ fn random_marketplace(ns: usize, ne: usize, seed: u64) -> (MarketContext, Vec<Sp
                     }
                     v
                 },
-                geo_distribution: vec![(cities[c].into(), 0.6), (format!("Elsewhere in {}", countries[c]), 0.3)],
+                geo_distribution: vec![
+                    (cities[c].into(), 0.6),
+                    (format!("Elsewhere in {}", countries[c]), 0.3),
+                ],
                 quality_score: (r.next() < 0.9).then(|| r.next()),
                 quality_tier: Some(r.pick(&["high", "low"]).into()),
                 packages: (0..(r.next() * 4.0) as usize)
-                    .map(|_| ((r.next() * 1_000_000.0) as i64, r.pick(&["USD", "EUR"]).to_string()))
+                    .map(|_| {
+                        (
+                            (r.next() * 1_000_000.0) as i64,
+                            r.pick(&["USD", "EUR"]).to_string(),
+                        )
+                    })
                     .collect(),
-                embedding: (r.next() < 0.8).then(|| (0..dims).map(|_| r.next() as f32 - 0.5).collect()),
+                embedding: (r.next() < 0.8)
+                    .then(|| (0..dims).map(|_| r.next() as f32 - 0.5).collect()),
             }
         })
         .collect();
@@ -320,7 +406,11 @@ fn batch_scores_are_identical_to_per_pair_scores() {
     for (si, s) in sponsors.iter().enumerate() {
         for (ei, e) in events.iter().enumerate() {
             let alone = Marketplace::build(&ctx, std::slice::from_ref(s), std::slice::from_ref(e));
-            assert_eq!(m.eval(si, ei, &W), alone.eval(0, 0, &W), "pair ({si}, {ei})");
+            assert_eq!(
+                m.eval(si, ei, &W),
+                alone.eval(0, 0, &W),
+                "pair ({si}, {ei})"
+            );
         }
     }
 }
@@ -333,13 +423,17 @@ fn top_matches_agree_with_sorting_every_score() {
     let top = m.top_matches(k, &W);
     assert_eq!(top.pairs_scored, 70 * 300);
     for ei in 0..events.len() {
-        let mut all: Vec<(usize, f64)> = (0..sponsors.len()).map(|si| (si, m.eval(si, ei, &W).score)).collect();
+        let mut all: Vec<(usize, f64)> = (0..sponsors.len())
+            .map(|si| (si, m.eval(si, ei, &W).score))
+            .collect();
         all.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
         all.truncate(k);
         assert_eq!(top.per_event[ei], all, "event {ei}");
     }
     for si in 0..sponsors.len() {
-        let mut all: Vec<(usize, f64)> = (0..events.len()).map(|ei| (ei, m.eval(si, ei, &W).score)).collect();
+        let mut all: Vec<(usize, f64)> = (0..events.len())
+            .map(|ei| (ei, m.eval(si, ei, &W).score))
+            .collect();
         all.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
         all.truncate(k);
         assert_eq!(top.per_sponsor[si], all, "sponsor {si}");
@@ -352,8 +446,15 @@ fn every_score_stays_in_the_unit_interval() {
     let m = Marketplace::build(&ctx, &sponsors, &events);
     for si in 0..sponsors.len() {
         for ev in m.score_sponsor(si, &W) {
-            for v in [ev.budget_fit, ev.audience_overlap, ev.geo_fit, ev.engagement_quality,
-                      ev.objectives_similarity, ev.temporal_fit, ev.score] {
+            for v in [
+                ev.budget_fit,
+                ev.audience_overlap,
+                ev.geo_fit,
+                ev.engagement_quality,
+                ev.objectives_similarity,
+                ev.temporal_fit,
+                ev.score,
+            ] {
                 assert!((0.0..=1.0).contains(&v), "{v}");
             }
         }

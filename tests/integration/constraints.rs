@@ -13,7 +13,10 @@ const SETUP: &str = "
 
 fn rejected(db: &mut TestDb, sql: &str, state: &str, names: &str) {
     let message = expect_error(&mut db.client, sql, state);
-    assert!(message.contains(names), "error for `{sql}` should name `{names}`, got: {message}");
+    assert!(
+        message.contains(names),
+        "error for `{sql}` should name `{names}`, got: {message}"
+    );
 }
 
 #[test]
@@ -64,8 +67,12 @@ fn bad_rows_are_rejected_with_the_rule_they_break() {
              "23514", "scoring_weights_sum_to_one");
     rejected(&mut db, &format!("INSERT INTO sponsorship.sponsorship_matches (event_id, sponsor_id, score) VALUES ({e1}, {b1}, 1.5)"),
              "23514", "sponsorship_matches_score_check");
-    rejected(&mut db, "INSERT INTO sponsorship.fit_recalc_queue (reason) VALUES ('nothing named')",
-             "23514", "fit_recalc_queue_names_something");
+    rejected(
+        &mut db,
+        "INSERT INTO sponsorship.fit_recalc_queue (reason) VALUES ('nothing named')",
+        "23514",
+        "fit_recalc_queue_names_something",
+    );
     rejected(&mut db, "INSERT INTO sponsorship.org_members (org_id, user_id, role) VALUES ('00000000-0000-0000-0000-00000000000a', gen_random_uuid(), 'superuser')",
              "23514", "org_members_role_check");
     // a second active weights version

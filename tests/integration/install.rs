@@ -6,7 +6,10 @@ fn installs_on_a_fresh_database_with_cascade_and_drops_cleanly() {
     db.client
         .batch_execute("SET client_min_messages = warning; CREATE EXTENSION sponsorship CASCADE")
         .unwrap();
-    assert!(scalar_bool(&mut db.client, "SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'vector')"));
+    assert!(scalar_bool(
+        &mut db.client,
+        "SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'vector')"
+    ));
     let (schema, relocatable): (String, bool) = {
         let row = db
             .client
@@ -20,7 +23,9 @@ fn installs_on_a_fresh_database_with_cascade_and_drops_cleanly() {
     assert_eq!(schema, "sponsorship");
     assert!(!relocatable, "the extension must not be relocatable");
 
-    db.client.batch_execute("DROP EXTENSION sponsorship").unwrap();
+    db.client
+        .batch_execute("DROP EXTENSION sponsorship")
+        .unwrap();
     // Postgres keeps the schema named by the control file (it contains the extension, so it
     // cannot be a member of it); nothing may be left inside it.
     let leftovers = scalar_i64(
@@ -29,7 +34,10 @@ fn installs_on_a_fresh_database_with_cascade_and_drops_cleanly() {
               + (SELECT count(*) FROM pg_proc WHERE pronamespace = 'sponsorship'::regnamespace)
               + (SELECT count(*) FROM pg_type WHERE typnamespace = 'sponsorship'::regnamespace)",
     );
-    assert_eq!(leftovers, 0, "DROP EXTENSION leaves no relation, function or type behind");
+    assert_eq!(
+        leftovers, 0,
+        "DROP EXTENSION leaves no relation, function or type behind"
+    );
     assert_eq!(
         scalar_i64(
             &mut db.client,
@@ -39,8 +47,16 @@ fn installs_on_a_fresh_database_with_cascade_and_drops_cleanly() {
         "DROP EXTENSION leaves no tables or partitions behind"
     );
     // and it installs again in the same database
-    db.client.batch_execute("CREATE EXTENSION sponsorship").unwrap();
-    assert_eq!(scalar_i64(&mut db.client, "SELECT count(*) FROM sponsorship.scoring_weights WHERE is_active"), 1);
+    db.client
+        .batch_execute("CREATE EXTENSION sponsorship")
+        .unwrap();
+    assert_eq!(
+        scalar_i64(
+            &mut db.client,
+            "SELECT count(*) FROM sponsorship.scoring_weights WHERE is_active"
+        ),
+        1
+    );
 }
 
 #[test]
@@ -51,7 +67,10 @@ fn creates_the_supabase_roles_when_missing_and_keeps_existing_ones() {
         "SELECT count(*) FROM pg_roles WHERE rolname IN ('anon','authenticated','service_role')",
     );
     assert_eq!(n, 3);
-    assert!(!scalar_bool(&mut db.client, "SELECT rolcanlogin FROM pg_roles WHERE rolname = 'anon'"));
+    assert!(!scalar_bool(
+        &mut db.client,
+        "SELECT rolcanlogin FROM pg_roles WHERE rolname = 'anon'"
+    ));
 }
 
 #[test]
@@ -110,7 +129,10 @@ fn works_with_pgvector_in_another_schema_as_on_supabase() {
     assert_eq!(dims, 384);
     let sim: f64 = db
         .client
-        .query_one("SELECT semantic_similarity FROM sponsorship.v_semantic_event_recommendations", &[])
+        .query_one(
+            "SELECT semantic_similarity FROM sponsorship.v_semantic_event_recommendations",
+            &[],
+        )
         .unwrap()
         .get(0);
     assert!((sim - 1.0).abs() < 1e-6);
@@ -131,7 +153,10 @@ fn every_function_pins_its_search_path_and_definer_functions_are_not_public() {
         .iter()
         .map(|r| r.get(0))
         .collect();
-    assert!(unpinned.is_empty(), "functions without a pinned search_path: {unpinned:?}");
+    assert!(
+        unpinned.is_empty(),
+        "functions without a pinned search_path: {unpinned:?}"
+    );
 
     let public_definers: Vec<String> = db
         .client
@@ -145,7 +170,10 @@ fn every_function_pins_its_search_path_and_definer_functions_are_not_public() {
         .iter()
         .map(|r| r.get(0))
         .collect();
-    assert!(public_definers.is_empty(), "SECURITY DEFINER functions executable by PUBLIC: {public_definers:?}");
+    assert!(
+        public_definers.is_empty(),
+        "SECURITY DEFINER functions executable by PUBLIC: {public_definers:?}"
+    );
 
     // Maintenance functions are for the service role only.
     assert!(!scalar_bool(

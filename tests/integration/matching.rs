@@ -12,7 +12,13 @@ const SPONSOR: &str = "00000000-0000-0000-0000-0000000000b1";
 fn embedding(lead: &[f32]) -> String {
     let mut v = vec![0f32; 384];
     v[..lead.len()].copy_from_slice(lead);
-    format!("'[{}]'", v.iter().map(|x| x.to_string()).collect::<Vec<_>>().join(","))
+    format!(
+        "'[{}]'",
+        v.iter()
+            .map(|x| x.to_string())
+            .collect::<Vec<_>>()
+            .join(",")
+    )
 }
 
 /// One event and one sponsor whose every factor is known in advance (see each comment).
@@ -53,7 +59,10 @@ fn score_and_breakdown(c: &mut Client) -> (f64, serde_json::Value) {
             &[],
         )
         .unwrap();
-    (row.get(0), serde_json::from_str(row.get::<_, &str>(1)).unwrap())
+    (
+        row.get(0),
+        serde_json::from_str(row.get::<_, &str>(1)).unwrap(),
+    )
 }
 
 fn quality(c: &mut Client) -> f64 {
@@ -72,7 +81,11 @@ fn factor(b: &serde_json::Value, name: &str) -> f64 {
 #[test]
 fn a_crafted_pair_scores_what_the_formula_says_by_hand() {
     let mut db = TestDb::with_extension("crafted");
-    crafted(&mut db, "now() + interval '10 days'", "now() + interval '11 days'");
+    crafted(
+        &mut db,
+        "now() + interval '10 days'",
+        "now() + interval '11 days'",
+    );
     let q = quality(&mut db.client);
     let (score, b) = score_and_breakdown(&mut db.client);
     assert_eq!(factor(&b, "budget_fit"), 1.0);
@@ -83,26 +96,44 @@ fn a_crafted_pair_scores_what_the_formula_says_by_hand() {
     assert!((factor(&b, "objectives_similarity") - 0.6).abs() < 1e-6);
     assert_eq!(b["temporal_fit"], 1.0);
     let expected = 0.30 * 1.0 + 0.25 * 0.68 + 0.15 * 1.0 + 0.20 * q + 0.10 * 0.6;
-    assert!((score - expected).abs() < 6e-6, "score {score}, expected {expected}");
+    assert!(
+        (score - expected).abs() < 6e-6,
+        "score {score}, expected {expected}"
+    );
     assert_eq!(b["missing"], serde_json::json!([]));
-    assert_eq!(b["factors"]["geo_fit"]["inputs"]["rule"], "event city is a sponsor region");
-    assert_eq!(b["factors"]["budget_fit"]["inputs"]["cheapest_package_cents"], 500000);
+    assert_eq!(
+        b["factors"]["geo_fit"]["inputs"]["rule"],
+        "event city is a sponsor region"
+    );
+    assert_eq!(
+        b["factors"]["budget_fit"]["inputs"]["cheapest_package_cents"],
+        500000
+    );
     assert_eq!(b["weights_version"], 1);
 }
 
 #[test]
 fn a_past_event_is_discounted_and_missing_embeddings_are_neutral_and_flagged() {
     let mut db = TestDb::with_extension("pastpair");
-    crafted(&mut db, "now() - interval '31 days'", "now() - interval '30 days'");
+    crafted(
+        &mut db,
+        "now() - interval '31 days'",
+        "now() - interval '30 days'",
+    );
     db.client
-        .batch_execute(&format!("UPDATE sponsorship.events SET description_embedding = NULL WHERE id = '{EVENT}'"))
+        .batch_execute(&format!(
+            "UPDATE sponsorship.events SET description_embedding = NULL WHERE id = '{EVENT}'"
+        ))
         .unwrap();
     let (score, b) = score_and_breakdown(&mut db.client);
     let t = b["temporal_fit"].as_f64().unwrap();
     assert!((t - 0.5).abs() < 1e-4, "30 days after the end: {t}");
     assert_eq!(factor(&b, "objectives_similarity"), 0.5);
     assert_eq!(b["objectives_similarity_neutral"], true);
-    assert!(b["missing"].as_array().unwrap().contains(&serde_json::json!("description_embedding")));
+    assert!(b["missing"]
+        .as_array()
+        .unwrap()
+        .contains(&serde_json::json!("description_embedding")));
     let weighted = b["weighted_sum"].as_f64().unwrap();
     assert!((score - weighted * t).abs() < 1e-5);
 }
@@ -113,7 +144,9 @@ fn unknown_ids_are_an_error_not_a_zero_score() {
     crafted(&mut db, "now()", "NULL");
     let msg = expect_error(
         &mut db.client,
-        &format!("SELECT * FROM sponsorship.fn_compute_match_score(gen_random_uuid(), '{SPONSOR}')"),
+        &format!(
+            "SELECT * FROM sponsorship.fn_compute_match_score(gen_random_uuid(), '{SPONSOR}')"
+        ),
         "P0002",
     );
     assert!(msg.contains("event"), "{msg}");
@@ -210,11 +243,21 @@ fn triggers_enqueue_the_right_ids_and_deduplicate() {
     crafted(&mut db, "now() + interval '5 days'", "NULL");
     let c = &mut db.client;
     // the inserts queued the event (insert, insights, packages) and the sponsor (profile)
-    assert_eq!(pending(c), vec![(None, Some(SPONSOR.into())), (Some(EVENT.into()), None)]);
-    c.batch_execute("UPDATE sponsorship.fit_recalc_queue SET processed_at = now()").unwrap();
+    assert_eq!(
+        pending(c),
+        vec![(None, Some(SPONSOR.into())), (Some(EVENT.into()), None)]
+    );
+    c.batch_execute("UPDATE sponsorship.fit_recalc_queue SET processed_at = now()")
+        .unwrap();
 
-    c.batch_execute(&format!("UPDATE sponsorship.events SET capacity = 900 WHERE id = '{EVENT}'")).unwrap();
-    assert!(pending(c).is_empty(), "a column that does not affect matching queues nothing");
+    c.batch_execute(&format!(
+        "UPDATE sponsorship.events SET capacity = 900 WHERE id = '{EVENT}'"
+    ))
+    .unwrap();
+    assert!(
+        pending(c).is_empty(),
+        "a column that does not affect matching queues nothing"
+    );
 
     c.batch_execute(&format!(
         "UPDATE sponsorship.events SET description = 'New text' WHERE id = '{EVENT}';
@@ -222,14 +265,24 @@ fn triggers_enqueue_the_right_ids_and_deduplicate() {
          UPDATE sponsorship.sponsorship_packages SET price_cents = price_cents + 1 WHERE event_id = '{EVENT}';"
     ))
     .unwrap();
-    assert_eq!(pending(c), vec![(Some(EVENT.into()), None)], "one pending row per event, however many edits");
+    assert_eq!(
+        pending(c),
+        vec![(Some(EVENT.into()), None)],
+        "one pending row per event, however many edits"
+    );
 
     c.batch_execute(&format!("UPDATE sponsorship.sponsor_profiles SET regions = ARRAY['Dallas'] WHERE sponsor_id = '{SPONSOR}'"))
         .unwrap();
-    assert_eq!(pending(c), vec![(None, Some(SPONSOR.into())), (Some(EVENT.into()), None)]);
+    assert_eq!(
+        pending(c),
+        vec![(None, Some(SPONSOR.into())), (Some(EVENT.into()), None)]
+    );
 
     // deleting a sponsor cascades to its profile without failing on the queue
-    c.batch_execute(&format!("DELETE FROM sponsorship.sponsors WHERE id = '{SPONSOR}'")).unwrap();
+    c.batch_execute(&format!(
+        "DELETE FROM sponsorship.sponsors WHERE id = '{SPONSOR}'"
+    ))
+    .unwrap();
     assert_eq!(pending(c), vec![(Some(EVENT.into()), None)]);
 }
 
@@ -257,7 +310,10 @@ fn the_queue_drains_into_matches_and_each_row_is_processed_once() {
     let mut a = db.connect();
     let mut b = db.connect();
     let c = &mut db.client;
-    let queued = scalar_i64(c, "SELECT count(*) FROM sponsorship.fit_recalc_queue WHERE processed_at IS NULL");
+    let queued = scalar_i64(
+        c,
+        "SELECT count(*) FROM sponsorship.fit_recalc_queue WHERE processed_at IS NULL",
+    );
     assert_eq!(queued, 20 + 14, "every event and every profile");
 
     // Two sessions drain at the same time: A claims inside an open transaction, then B runs
@@ -265,7 +321,10 @@ fn the_queue_drains_into_matches_and_each_row_is_processed_once() {
     let (claimed_tx, claimed_rx) = std::sync::mpsc::channel();
     let session_a = std::thread::spawn(move || {
         let mut ta = a.transaction().unwrap();
-        let n: i32 = ta.query_one("SELECT sponsorship.update_sponsorship_matches(20)", &[]).unwrap().get(0);
+        let n: i32 = ta
+            .query_one("SELECT sponsorship.update_sponsorship_matches(20)", &[])
+            .unwrap()
+            .get(0);
         claimed_tx.send(()).unwrap();
         std::thread::sleep(Duration::from_millis(500));
         ta.commit().unwrap();
@@ -273,18 +332,31 @@ fn the_queue_drains_into_matches_and_each_row_is_processed_once() {
     });
     claimed_rx.recv().unwrap();
     let session_b = std::thread::spawn(move || {
-        let n: i32 = b.query_one("SELECT sponsorship.update_sponsorship_matches(20)", &[]).unwrap().get(0);
+        let n: i32 = b
+            .query_one("SELECT sponsorship.update_sponsorship_matches(20)", &[])
+            .unwrap()
+            .get(0);
         n
     });
     let (na, nb) = (session_a.join().unwrap(), session_b.join().unwrap());
-    assert_eq!(na + nb, 34, "together they processed everything ({na} + {nb})");
+    assert_eq!(
+        na + nb,
+        34,
+        "together they processed everything ({na} + {nb})"
+    );
     assert_eq!(
         scalar_i64(c, "SELECT count(*) FROM sponsorship.fit_recalc_queue WHERE attempts <> 1 OR processed_at IS NULL"),
         0,
         "no row was claimed twice"
     );
     // every event has its matches, stored with the breakdown and the weights version
-    assert_eq!(scalar_i64(c, "SELECT count(DISTINCT event_id) FROM sponsorship.sponsorship_matches"), 20);
+    assert_eq!(
+        scalar_i64(
+            c,
+            "SELECT count(DISTINCT event_id) FROM sponsorship.sponsorship_matches"
+        ),
+        20
+    );
     assert_eq!(
         scalar_i64(
             c,
@@ -307,8 +379,20 @@ fn the_queue_drains_into_matches_and_each_row_is_processed_once() {
         ),
         0
     );
-    let health = c.query_one("SELECT total_pending, failing, dead FROM sponsorship.check_recalc_queue_health()", &[]).unwrap();
-    assert_eq!((health.get::<_, i32>(0), health.get::<_, i32>(1), health.get::<_, i32>(2)), (0, 0, 0));
+    let health = c
+        .query_one(
+            "SELECT total_pending, failing, dead FROM sponsorship.check_recalc_queue_health()",
+            &[],
+        )
+        .unwrap();
+    assert_eq!(
+        (
+            health.get::<_, i32>(0),
+            health.get::<_, i32>(1),
+            health.get::<_, i32>(2)
+        ),
+        (0, 0, 0)
+    );
 }
 
 #[test]
@@ -328,7 +412,10 @@ fn a_failing_row_is_retried_with_backoff_then_left_dead_and_visible() {
          SELECT sponsorship.enqueue_recalc(NULL, md5('s2')::uuid, 'test', 0);"
     ))
     .unwrap();
-    let n: i32 = c.query_one("SELECT sponsorship.update_sponsorship_matches(10)", &[]).unwrap().get(0);
+    let n: i32 = c
+        .query_one("SELECT sponsorship.update_sponsorship_matches(10)", &[])
+        .unwrap()
+        .get(0);
     assert_eq!(n, 1, "the good row is processed despite the bad one");
     let row = c
         .query_one(
@@ -340,20 +427,41 @@ fn a_failing_row_is_retried_with_backoff_then_left_dead_and_visible() {
         )
         .unwrap();
     assert_eq!(row.get::<_, i32>(0), 1);
-    assert!(row.get::<_, String>(1).contains("refusing sponsor"), "{}", row.get::<_, String>(1));
+    assert!(
+        row.get::<_, String>(1).contains("refusing sponsor"),
+        "{}",
+        row.get::<_, String>(1)
+    );
     assert!(row.get::<_, bool>(2), "retried later, with backoff");
-    let h = c.query_one("SELECT failing, dead FROM sponsorship.check_recalc_queue_health()", &[]).unwrap();
+    let h = c
+        .query_one(
+            "SELECT failing, dead FROM sponsorship.check_recalc_queue_health()",
+            &[],
+        )
+        .unwrap();
     assert_eq!((h.get::<_, i32>(0), h.get::<_, i32>(1)), (1, 0));
 
     // out of attempts: left dead, counted, not retried
     c.batch_execute("SET sponsorship.recalc_max_attempts = 2; UPDATE sponsorship.fit_recalc_queue SET next_attempt_at = now()")
         .unwrap();
-    let n: i32 = c.query_one("SELECT sponsorship.update_sponsorship_matches(10)", &[]).unwrap().get(0);
+    let n: i32 = c
+        .query_one("SELECT sponsorship.update_sponsorship_matches(10)", &[])
+        .unwrap()
+        .get(0);
     assert_eq!(n, 0);
-    c.batch_execute("UPDATE sponsorship.fit_recalc_queue SET next_attempt_at = now()").unwrap();
-    let n: i32 = c.query_one("SELECT sponsorship.update_sponsorship_matches(10)", &[]).unwrap().get(0);
+    c.batch_execute("UPDATE sponsorship.fit_recalc_queue SET next_attempt_at = now()")
+        .unwrap();
+    let n: i32 = c
+        .query_one("SELECT sponsorship.update_sponsorship_matches(10)", &[])
+        .unwrap()
+        .get(0);
     assert_eq!(n, 0, "a dead row is not claimed");
-    let h = c.query_one("SELECT failing, dead FROM sponsorship.check_recalc_queue_health()", &[]).unwrap();
+    let h = c
+        .query_one(
+            "SELECT failing, dead FROM sponsorship.check_recalc_queue_health()",
+            &[],
+        )
+        .unwrap();
     assert_eq!((h.get::<_, i32>(0), h.get::<_, i32>(1)), (0, 1));
 }
 
@@ -362,19 +470,40 @@ fn weights_are_validated_and_versioned() {
     let mut db = TestDb::with_extension("weights");
     crafted(&mut db, "now() + interval '3 days'", "NULL");
     let c = &mut db.client;
-    let msg = expect_error(c, "SELECT sponsorship.set_scoring_weights(0.5, 0.5, 0.5, 0, 0)", "22023");
+    let msg = expect_error(
+        c,
+        "SELECT sponsorship.set_scoring_weights(0.5, 0.5, 0.5, 0, 0)",
+        "22023",
+    );
     assert!(msg.contains("sum to 1"), "{msg}");
-    expect_error(c, "SELECT sponsorship.set_scoring_weights(-0.2, 0.4, 0.4, 0.2, 0.2)", "22023");
-    expect_error(c, "SELECT sponsorship.set_scoring_weights(NULL, 0.4, 0.4, 0.2, 0.2)", "22004");
+    expect_error(
+        c,
+        "SELECT sponsorship.set_scoring_weights(-0.2, 0.4, 0.4, 0.2, 0.2)",
+        "22023",
+    );
+    expect_error(
+        c,
+        "SELECT sponsorship.set_scoring_weights(NULL, 0.4, 0.4, 0.2, 0.2)",
+        "22004",
+    );
     let v: i32 = c
-        .query_one("SELECT sponsorship.set_scoring_weights(0.2, 0.2, 0.2, 0.2, 0.2, 'equal')", &[])
+        .query_one(
+            "SELECT sponsorship.set_scoring_weights(0.2, 0.2, 0.2, 0.2, 0.2, 'equal')",
+            &[],
+        )
         .unwrap()
         .get(0);
     assert_eq!(v, 2);
     let (_, b) = score_and_breakdown(c);
     assert_eq!(b["weights_version"], 2);
     assert_eq!(b["factors"]["budget_fit"]["weight"], 0.2);
-    assert_eq!(scalar_i64(c, "SELECT count(*) FROM sponsorship.scoring_weights WHERE is_active"), 1);
+    assert_eq!(
+        scalar_i64(
+            c,
+            "SELECT count(*) FROM sponsorship.scoring_weights WHERE is_active"
+        ),
+        1
+    );
 }
 
 #[test]
@@ -393,7 +522,12 @@ fn recommendations_keep_the_old_columns_and_fall_back_to_live_scores() {
         )
         .unwrap();
     assert_eq!(live.len(), 5);
-    let best_live = scalar_string(c, &format!("SELECT sponsor_id::text FROM sponsorship.fn_compute_event_matches('{event}') LIMIT 1"));
+    let best_live = scalar_string(
+        c,
+        &format!(
+            "SELECT sponsor_id::text FROM sponsorship.fn_compute_event_matches('{event}') LIMIT 1"
+        ),
+    );
     assert_eq!(live[0].get::<_, uuid_str::Uuid>(0).0, best_live);
     let events = c
         .query(
@@ -404,27 +538,48 @@ fn recommendations_keep_the_old_columns_and_fall_back_to_live_scores() {
         .unwrap();
     assert_eq!(events.len(), 3);
     // stored matches are used once they exist, and rejected ones are left out
-    c.batch_execute("SELECT sponsorship.update_sponsorship_matches(100)").unwrap();
+    c.batch_execute("SELECT sponsorship.update_sponsorship_matches(100)")
+        .unwrap();
     c.batch_execute(&format!(
         "UPDATE sponsorship.sponsorship_matches SET status = 'rejected' WHERE event_id = '{event}' AND sponsor_id = '{best_live}'"
     ))
     .unwrap();
     let first = scalar_string(
         c,
-        &format!("SELECT sponsor_id::text FROM sponsorship.get_sponsor_recommendations('{event}', 1)"),
+        &format!(
+            "SELECT sponsor_id::text FROM sponsorship.get_sponsor_recommendations('{event}', 1)"
+        ),
     );
     assert_ne!(first, best_live, "a rejected match is not recommended");
-    expect_error(c, "SELECT * FROM sponsorship.get_sponsor_recommendations(gen_random_uuid())", "P0002");
-    expect_error(c, &format!("SELECT * FROM sponsorship.get_sponsor_recommendations('{event}', 0)"), "22023");
+    expect_error(
+        c,
+        "SELECT * FROM sponsorship.get_sponsor_recommendations(gen_random_uuid())",
+        "P0002",
+    );
+    expect_error(
+        c,
+        &format!("SELECT * FROM sponsorship.get_sponsor_recommendations('{event}', 0)"),
+        "22023",
+    );
 }
 
 /// Reads a uuid column as text without the uuid crate.
 mod uuid_str {
     pub struct Uuid(pub String);
     impl<'a> postgres::types::FromSql<'a> for Uuid {
-        fn from_sql(_: &postgres::types::Type, raw: &'a [u8]) -> Result<Self, Box<dyn std::error::Error + Sync + Send>> {
+        fn from_sql(
+            _: &postgres::types::Type,
+            raw: &'a [u8],
+        ) -> Result<Self, Box<dyn std::error::Error + Sync + Send>> {
             let h: String = raw.iter().map(|b| format!("{b:02x}")).collect();
-            Ok(Uuid(format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32])))
+            Ok(Uuid(format!(
+                "{}-{}-{}-{}-{}",
+                &h[0..8],
+                &h[8..12],
+                &h[12..16],
+                &h[16..20],
+                &h[20..32]
+            )))
         }
         fn accepts(ty: &postgres::types::Type) -> bool {
             *ty == postgres::types::Type::UUID
@@ -437,13 +592,25 @@ fn the_worker_picks_up_an_edit_within_seconds() {
     // The worker runs in the database named by sponsorship.worker_database, which
     // scripts/test.sh sets to 'postgres' for its cluster.
     let mut c = connect("postgres");
-    let db = scalar_string(&mut c, "SELECT current_setting('sponsorship.worker_database', true)");
-    assert_eq!(db, "postgres", "this test needs a cluster whose worker serves the postgres database (scripts/test.sh)");
+    let db = scalar_string(
+        &mut c,
+        "SELECT current_setting('sponsorship.worker_database', true)",
+    );
+    assert_eq!(
+        db, "postgres",
+        "this test needs a cluster whose worker serves the postgres database (scripts/test.sh)"
+    );
     c.batch_execute("SET client_min_messages = warning; DROP EXTENSION IF EXISTS sponsorship CASCADE; CREATE EXTENSION sponsorship CASCADE")
         .unwrap();
     let guard = DropExtension;
-    let running: bool = c.query_one("SELECT running FROM sponsorship.worker_status()", &[]).unwrap().get(0);
-    assert!(running, "the worker should be running (shared_preload_libraries includes sponsorship)");
+    let running: bool = c
+        .query_one("SELECT running FROM sponsorship.worker_status()", &[])
+        .unwrap()
+        .get(0);
+    assert!(
+        running,
+        "the worker should be running (shared_preload_libraries includes sponsorship)"
+    );
     c.batch_execute(&format!(
         "INSERT INTO sponsorship.organizations (id, name) VALUES ('{ORG}', 'Org');
          INSERT INTO sponsorship.events (id, org_id, title, category, city, start_at)
@@ -455,12 +622,21 @@ fn the_worker_picks_up_an_edit_within_seconds() {
     let deadline = Instant::now() + Duration::from_secs(30);
     let started = Instant::now();
     loop {
-        let n = scalar_i64(&mut c, "SELECT count(*) FROM sponsorship.sponsorship_matches");
-        let pending = scalar_i64(&mut c, "SELECT count(*) FROM sponsorship.fit_recalc_queue WHERE processed_at IS NULL");
+        let n = scalar_i64(
+            &mut c,
+            "SELECT count(*) FROM sponsorship.sponsorship_matches",
+        );
+        let pending = scalar_i64(
+            &mut c,
+            "SELECT count(*) FROM sponsorship.fit_recalc_queue WHERE processed_at IS NULL",
+        );
         if n == 1 && pending == 0 {
             break;
         }
-        assert!(Instant::now() < deadline, "the worker did not drain the queue in 30 s");
+        assert!(
+            Instant::now() < deadline,
+            "the worker did not drain the queue in 30 s"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
     // an edit is picked up too
@@ -475,10 +651,16 @@ fn the_worker_picks_up_an_edit_within_seconds() {
         if geo == 0.0 {
             break;
         }
-        assert!(Instant::now() < deadline, "the worker did not rescore the edited profile in 30 s");
+        assert!(
+            Instant::now() < deadline,
+            "the worker did not rescore the edited profile in 30 s"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
-    eprintln!("worker drained the queue {:?} after the first insert", started.elapsed());
+    eprintln!(
+        "worker drained the queue {:?} after the first insert",
+        started.elapsed()
+    );
     drop(guard);
 }
 
@@ -541,7 +723,13 @@ fn the_semantic_match_has_three_different_signals() {
     assert!((m.unwrap() - expected).abs() < 1e-5);
     assert!(s != o && o != d, "three different signals");
 
-    expect_error(c, &format!("SELECT * FROM sponsorship.semantic_sponsor_event_match(gen_random_uuid(), '{EVENT}')"), "P0002");
+    expect_error(
+        c,
+        &format!(
+            "SELECT * FROM sponsorship.semantic_sponsor_event_match(gen_random_uuid(), '{EVENT}')"
+        ),
+        "P0002",
+    );
     expect_error(c, &format!("SELECT * FROM sponsorship.semantic_sponsor_event_match('{SPONSOR}', gen_random_uuid())"), "P0002");
 }
 
@@ -590,6 +778,9 @@ fn one_event_against_all_sponsors_follows_every_change_between_calls() {
             "INSERT INTO sponsorship.sponsors (id, name) VALUES ('00000000-0000-0000-0000-0000000000c9', 'Late');"
         ))
         .unwrap();
-    let n = scalar_i64(c, &format!("SELECT count(*) FROM sponsorship.fn_compute_event_matches('{event}')"));
+    let n = scalar_i64(
+        c,
+        &format!("SELECT count(*) FROM sponsorship.fn_compute_event_matches('{event}')"),
+    );
     assert_eq!(n, 16);
 }

@@ -31,7 +31,10 @@ fn quality_scores_stay_in_range_and_tiers_follow_thresholds() {
                FROM sponsorship.events WHERE title LIKE 'Random %' AND random() < 0.8;",
         )
         .unwrap();
-    let rows = scalar_i64(&mut db.client, "SELECT sponsorship.refresh_event_quality_scores()");
+    let rows = scalar_i64(
+        &mut db.client,
+        "SELECT sponsorship.refresh_event_quality_scores()",
+    );
     assert_eq!(rows, 202);
 
     let out_of_range = scalar_i64(
@@ -42,7 +45,10 @@ fn quality_scores_stay_in_range_and_tiers_follow_thresholds() {
                  AND social_proof BETWEEN 0 AND 1 AND sentiment BETWEEN 0 AND 1
                  AND final_quality_score BETWEEN 0 AND 1)",
     );
-    assert_eq!(out_of_range, 0, "every component and final score must be in [0,1]");
+    assert_eq!(
+        out_of_range, 0,
+        "every component and final score must be in [0,1]"
+    );
 
     let wrong_tier = scalar_i64(
         &mut db.client,
@@ -52,7 +58,10 @@ fn quality_scores_stay_in_range_and_tiers_follow_thresholds() {
                                                    WHEN final_quality_score >= 0.4 THEN 'medium'
                                                    ELSE 'low' END",
     );
-    assert_eq!(wrong_tier, 0, "tiers follow premium >= 0.8, high >= 0.6, medium >= 0.4");
+    assert_eq!(
+        wrong_tier, 0,
+        "tiers follow premium >= 0.8, high >= 0.6, medium >= 0.4"
+    );
 
     let best = db
         .client
@@ -64,7 +73,10 @@ fn quality_scores_stay_in_range_and_tiers_follow_thresholds() {
         .unwrap();
     let (best_score, best_tier): (f64, String) = (best.get(0), best.get(1));
     // category_popularity: music holds 1 + 50 of 202 events, tech/sports 50 each -> music is the largest.
-    assert!((best_score - 1.0).abs() < 1e-9, "best event scores {best_score}");
+    assert!(
+        (best_score - 1.0).abs() < 1e-9,
+        "best event scores {best_score}"
+    );
     assert_eq!(best_tier, "premium");
 
     let bare = db
@@ -79,18 +91,30 @@ fn quality_scores_stay_in_range_and_tiers_follow_thresholds() {
         (bare.get(0), bare.get(1), bare.get(2), bare.get(3));
     assert!(!has_insights);
     // 365 days after the start with a 90-day half-life
-    assert!((recency - 0.5f64.powf(365.0 / 90.0)).abs() < 1e-6, "recency {recency}");
+    assert!(
+        (recency - 0.5f64.powf(365.0 / 90.0)).abs() < 1e-6,
+        "recency {recency}"
+    );
     // only neutral sentiment (0.10 * 0.5) and recency (0.10 * recency) contribute
     let expected = 0.05 + 0.10 * recency;
-    assert!((bare_score - expected).abs() < 1e-9, "bare event scores {bare_score}, expected {expected}");
+    assert!(
+        (bare_score - expected).abs() < 1e-9,
+        "bare event scores {bare_score}, expected {expected}"
+    );
     assert_eq!(bare_tier, "low");
 }
 
 #[test]
 fn refreshes_are_concurrent_once_populated_and_logged() {
     let mut db = TestDb::with_extension("refreshlog");
-    scalar_i64(&mut db.client, "SELECT sponsorship.refresh_event_quality_scores()");
-    scalar_i64(&mut db.client, "SELECT sponsorship.refresh_event_quality_scores()");
+    scalar_i64(
+        &mut db.client,
+        "SELECT sponsorship.refresh_event_quality_scores()",
+    );
+    scalar_i64(
+        &mut db.client,
+        "SELECT sponsorship.refresh_event_quality_scores()",
+    );
     let rows = db
         .client
         .query(
@@ -104,7 +128,10 @@ fn refreshes_are_concurrent_once_populated_and_logged() {
         assert_eq!(r.get::<_, String>(0), "ok");
         assert!(r.get::<_, bool>(2));
     }
-    assert!(rows[1].get::<_, bool>(1), "a populated view is refreshed concurrently");
+    assert!(
+        rows[1].get::<_, bool>(1),
+        "a populated view is refreshed concurrently"
+    );
 }
 
 #[test]

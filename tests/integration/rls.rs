@@ -77,14 +77,28 @@ fn anon_sees_public_marketplace_data_only() {
     let c = &mut db.client;
     act_as(c, "anon", None);
     assert_eq!(titles(c), vec!["A public", "B public"]);
-    assert_eq!(count(c, "event_audience_insights"), 2, "insights of public events only");
+    assert_eq!(
+        count(c, "event_audience_insights"),
+        2,
+        "insights of public events only"
+    );
     assert_eq!(count(c, "sponsorship_packages"), 2);
     assert_eq!(count(c, "sponsors"), 2);
     assert_eq!(count(c, "v_event_marketplace"), 2);
     assert_eq!(count(c, "v_sponsorship_package_cards"), 2);
     assert_eq!(count(c, "v_sponsor_marketplace"), 2);
-    assert_eq!(count(c, "event_quality_scores"), 2, "quality scores of public events only");
-    for table in ["sponsorship_orders", "payout_configurations", "fit_recalc_queue", "org_members", "mv_event_quality_scores"] {
+    assert_eq!(
+        count(c, "event_quality_scores"),
+        2,
+        "quality scores of public events only"
+    );
+    for table in [
+        "sponsorship_orders",
+        "payout_configurations",
+        "fit_recalc_queue",
+        "org_members",
+        "mv_event_quality_scores",
+    ] {
         expect_error(c, &format!("SELECT * FROM sponsorship.{table}"), "42501");
     }
     expect_error(
@@ -108,7 +122,10 @@ fn a_signed_in_stranger_sees_what_anon_sees_and_can_change_nothing() {
         .unwrap();
     assert_eq!(updated, 0);
     let updated = c
-        .execute("UPDATE sponsorship.sponsor_profiles SET annual_budget_cents = 1", &[])
+        .execute(
+            "UPDATE sponsorship.sponsor_profiles SET annual_budget_cents = 1",
+            &[],
+        )
         .unwrap();
     assert_eq!(updated, 0);
     // authenticated without a usable sub is a stranger too
@@ -121,14 +138,28 @@ fn an_org_viewer_sees_the_orgs_private_events_and_deals_but_not_money_settings()
     let mut db = marketplace();
     let c = &mut db.client;
     act_as(c, "authenticated", Some(A_VIEWER));
-    assert_eq!(titles(c), vec!["A private", "A public", "A unlisted", "B public"]);
-    assert_eq!(count(c, "sponsorship_orders"), 1, "the one order on Org A's event");
-    assert_eq!(count(c, "payout_configurations"), 0, "payout settings are for admins");
+    assert_eq!(
+        titles(c),
+        vec!["A private", "A public", "A unlisted", "B public"]
+    );
+    assert_eq!(
+        count(c, "sponsorship_orders"),
+        1,
+        "the one order on Org A's event"
+    );
+    assert_eq!(
+        count(c, "payout_configurations"),
+        0,
+        "payout settings are for admins"
+    );
     assert_eq!(count(c, "event_quality_scores"), 4);
     expect_error(c, "SELECT * FROM sponsorship.fit_recalc_queue", "42501");
     // a viewer cannot edit
     let updated = c
-        .execute(&format!("UPDATE sponsorship.events SET title = 'edited' WHERE org_id = '{ORG_A}'"), &[])
+        .execute(
+            &format!("UPDATE sponsorship.events SET title = 'edited' WHERE org_id = '{ORG_A}'"),
+            &[],
+        )
         .unwrap();
     assert_eq!(updated, 0);
     expect_error(
@@ -144,15 +175,24 @@ fn an_org_editor_edits_the_orgs_events_but_not_its_fee() {
     let c = &mut db.client;
     act_as(c, "authenticated", Some(A_EDITOR));
     let updated = c
-        .execute(&format!("UPDATE sponsorship.events SET title = title || '!' WHERE org_id = '{ORG_A}'"), &[])
+        .execute(
+            &format!("UPDATE sponsorship.events SET title = title || '!' WHERE org_id = '{ORG_A}'"),
+            &[],
+        )
         .unwrap();
     assert_eq!(updated, 3);
     let updated = c
-        .execute(&format!("UPDATE sponsorship.events SET title = 'x' WHERE org_id = '{ORG_B}'"), &[])
+        .execute(
+            &format!("UPDATE sponsorship.events SET title = 'x' WHERE org_id = '{ORG_B}'"),
+            &[],
+        )
         .unwrap();
     assert_eq!(updated, 0, "another organization's events are not editable");
     let updated = c
-        .execute("UPDATE sponsorship.payout_configurations SET platform_fee_bps = 1", &[])
+        .execute(
+            "UPDATE sponsorship.payout_configurations SET platform_fee_bps = 1",
+            &[],
+        )
         .unwrap();
     assert_eq!(updated, 0, "an editor cannot change the fee");
     c.batch_execute(&format!(
@@ -168,12 +208,18 @@ fn an_org_admin_manages_the_orgs_payout_settings_only() {
     act_as(c, "authenticated", Some(A_ADMIN));
     assert_eq!(count(c, "payout_configurations"), 1);
     let updated = c
-        .execute("UPDATE sponsorship.payout_configurations SET platform_fee_bps = 850", &[])
+        .execute(
+            "UPDATE sponsorship.payout_configurations SET platform_fee_bps = 850",
+            &[],
+        )
         .unwrap();
     assert_eq!(updated, 1, "only Org A's settings");
     c.batch_execute("RESET ROLE").unwrap();
     let fees: Vec<i32> = c
-        .query("SELECT platform_fee_bps FROM sponsorship.payout_configurations ORDER BY org_id", &[])
+        .query(
+            "SELECT platform_fee_bps FROM sponsorship.payout_configurations ORDER BY org_id",
+            &[],
+        )
         .unwrap()
         .iter()
         .map(|r| r.get(0))
@@ -197,11 +243,18 @@ fn a_sponsor_member_sees_its_own_orders_and_edits_its_own_profile() {
     let mut db = marketplace();
     let c = &mut db.client;
     act_as(c, "authenticated", Some(S1_OWNER));
-    assert_eq!(count(c, "sponsorship_orders"), 2, "both of Brand 1's orders, none of Brand 2's");
+    assert_eq!(
+        count(c, "sponsorship_orders"),
+        2,
+        "both of Brand 1's orders, none of Brand 2's"
+    );
     assert_eq!(count(c, "payout_configurations"), 0);
     assert_eq!(titles(c), vec!["A public", "B public"]);
     let updated = c
-        .execute("UPDATE sponsorship.sponsor_profiles SET annual_budget_cents = 5", &[])
+        .execute(
+            "UPDATE sponsorship.sponsor_profiles SET annual_budget_cents = 5",
+            &[],
+        )
         .unwrap();
     assert_eq!(updated, 1, "only its own profile");
     // sponsors cannot write the money columns of an order
@@ -256,8 +309,15 @@ fn the_service_role_sees_everything_including_queues() {
     assert_eq!(count(c, "events"), 5);
     assert_eq!(count(c, "sponsorship_orders"), 3);
     assert_eq!(count(c, "payout_configurations"), 2);
-    assert_eq!(count(c, "fit_recalc_queue"), 7, "5 events and 2 sponsor profiles were queued by the triggers");
+    assert_eq!(
+        count(c, "fit_recalc_queue"),
+        7,
+        "5 events and 2 sponsor profiles were queued by the triggers"
+    );
     assert_eq!(count(c, "mv_event_quality_scores"), 5);
     assert_eq!(count(c, "event_quality_scores"), 5);
-    assert_eq!(scalar_i64(c, "SELECT sponsorship.refresh_event_quality_scores()"), 5);
+    assert_eq!(
+        scalar_i64(c, "SELECT sponsorship.refresh_event_quality_scores()"),
+        5
+    );
 }

@@ -5,33 +5,203 @@ const TABLES: &[(&str, &[&str])] = &[
     ("organizations", &["id", "name", "created_at"]),
     ("org_members", &["org_id", "user_id", "role"]),
     ("sponsor_members", &["sponsor_id", "user_id", "role"]),
-    ("sponsors", &["id", "name", "industry", "company_size", "website_url", "logo_url", "contact_email", "brand_values", "created_at"]),
-    ("sponsor_profiles", &["sponsor_id", "industry", "annual_budget_cents", "currency", "brand_objectives", "target_audience",
-        "activation_preferences", "preferred_categories", "regions", "objectives_embedding", "updated_at"]),
-    ("events", &["id", "org_id", "title", "description", "category", "city", "country", "lat", "lng", "start_at", "end_at",
-        "visibility", "capacity", "description_embedding", "created_at", "updated_at"]),
-    ("event_audience_insights", &["event_id", "attendee_count", "avg_dwell_time_ms", "geo_distribution", "age_segments",
-        "engagement_score", "ticket_conversion_rate", "social_mentions", "sentiment_score"]),
-    ("event_stat_snapshots", &["event_id", "metric_key", "metric_value", "captured_at"]),
+    (
+        "sponsors",
+        &[
+            "id",
+            "name",
+            "industry",
+            "company_size",
+            "website_url",
+            "logo_url",
+            "contact_email",
+            "brand_values",
+            "created_at",
+        ],
+    ),
+    (
+        "sponsor_profiles",
+        &[
+            "sponsor_id",
+            "industry",
+            "annual_budget_cents",
+            "currency",
+            "brand_objectives",
+            "target_audience",
+            "activation_preferences",
+            "preferred_categories",
+            "regions",
+            "objectives_embedding",
+            "updated_at",
+        ],
+    ),
+    (
+        "events",
+        &[
+            "id",
+            "org_id",
+            "title",
+            "description",
+            "category",
+            "city",
+            "country",
+            "lat",
+            "lng",
+            "start_at",
+            "end_at",
+            "visibility",
+            "capacity",
+            "description_embedding",
+            "created_at",
+            "updated_at",
+        ],
+    ),
+    (
+        "event_audience_insights",
+        &[
+            "event_id",
+            "attendee_count",
+            "avg_dwell_time_ms",
+            "geo_distribution",
+            "age_segments",
+            "engagement_score",
+            "ticket_conversion_rate",
+            "social_mentions",
+            "sentiment_score",
+        ],
+    ),
+    (
+        "event_stat_snapshots",
+        &["event_id", "metric_key", "metric_value", "captured_at"],
+    ),
     ("event_impressions", &["event_id", "created_at"]),
     ("ticket_analytics", &["event_id", "created_at"]),
-    ("sponsorship_packages", &["event_id", "tier", "title", "description", "price_cents", "currency", "inventory", "sold",
-        "benefits", "package_type", "expected_reach", "is_active", "visibility"]),
-    ("sponsorship_orders", &["package_id", "sponsor_id", "event_id", "amount_cents", "currency", "status",
-        "stripe_payment_intent_id", "stripe_charge_id", "stripe_transfer_id", "application_fee_cents", "payout_status",
-        "milestone", "proof_assets", "review_score"]),
-    ("event_sponsorships", &["status", "deliverables", "roi_summary"]),
-    ("payout_configurations", &["org_id", "stripe_connect_account_id", "platform_fee_bps", "minimum_payout_cents",
-        "payout_schedule", "auto_payout_enabled"]),
-    ("payout_queue", &["payout_id", "priority", "status", "attempts", "max_attempts", "next_attempt_at", "last_error"]),
-    ("sponsorship_payouts", &["order_id", "org_id", "gross_cents", "fee_cents", "amount_cents", "currency", "status",
-        "idempotency_key", "stripe_transfer_id"]),
-    ("sponsorship_matches", &["event_id", "sponsor_id", "score", "overlap_metrics", "status", "computed_at",
-        "model_version", "weights_version"]),
-    ("fit_recalc_queue", &["event_id", "sponsor_id", "priority", "reason", "enqueued_at", "attempts", "last_error",
-        "processed_at"]),
-    ("scoring_weights", &["budget_fit", "audience_overlap", "geo_fit", "engagement_quality", "objectives_similarity", "is_active"]),
-    ("mv_refresh_log", &["view_name", "started_at", "finished_at", "duration_ms", "status", "error"]),
+    (
+        "sponsorship_packages",
+        &[
+            "event_id",
+            "tier",
+            "title",
+            "description",
+            "price_cents",
+            "currency",
+            "inventory",
+            "sold",
+            "benefits",
+            "package_type",
+            "expected_reach",
+            "is_active",
+            "visibility",
+        ],
+    ),
+    (
+        "sponsorship_orders",
+        &[
+            "package_id",
+            "sponsor_id",
+            "event_id",
+            "amount_cents",
+            "currency",
+            "status",
+            "stripe_payment_intent_id",
+            "stripe_charge_id",
+            "stripe_transfer_id",
+            "application_fee_cents",
+            "payout_status",
+            "milestone",
+            "proof_assets",
+            "review_score",
+        ],
+    ),
+    (
+        "event_sponsorships",
+        &["status", "deliverables", "roi_summary"],
+    ),
+    (
+        "payout_configurations",
+        &[
+            "org_id",
+            "stripe_connect_account_id",
+            "platform_fee_bps",
+            "minimum_payout_cents",
+            "payout_schedule",
+            "auto_payout_enabled",
+        ],
+    ),
+    (
+        "payout_queue",
+        &[
+            "payout_id",
+            "priority",
+            "status",
+            "attempts",
+            "max_attempts",
+            "next_attempt_at",
+            "last_error",
+        ],
+    ),
+    (
+        "sponsorship_payouts",
+        &[
+            "order_id",
+            "org_id",
+            "gross_cents",
+            "fee_cents",
+            "amount_cents",
+            "currency",
+            "status",
+            "idempotency_key",
+            "stripe_transfer_id",
+        ],
+    ),
+    (
+        "sponsorship_matches",
+        &[
+            "event_id",
+            "sponsor_id",
+            "score",
+            "overlap_metrics",
+            "status",
+            "computed_at",
+            "model_version",
+            "weights_version",
+        ],
+    ),
+    (
+        "fit_recalc_queue",
+        &[
+            "event_id",
+            "sponsor_id",
+            "priority",
+            "reason",
+            "enqueued_at",
+            "attempts",
+            "last_error",
+            "processed_at",
+        ],
+    ),
+    (
+        "scoring_weights",
+        &[
+            "budget_fit",
+            "audience_overlap",
+            "geo_fit",
+            "engagement_quality",
+            "objectives_similarity",
+            "is_active",
+        ],
+    ),
+    (
+        "mv_refresh_log",
+        &[
+            "view_name",
+            "started_at",
+            "finished_at",
+            "duration_ms",
+            "status",
+            "error",
+        ],
+    ),
 ];
 
 const VIEWS: &[&str] = &[
@@ -50,7 +220,9 @@ fn every_documented_table_exists_with_its_columns_and_a_comment() {
     for (table, columns) in TABLES {
         let has_comment = scalar_bool(
             &mut db.client,
-            &format!("SELECT obj_description('sponsorship.{table}'::regclass, 'pg_class') IS NOT NULL"),
+            &format!(
+                "SELECT obj_description('sponsorship.{table}'::regclass, 'pg_class') IS NOT NULL"
+            ),
         );
         assert!(has_comment, "{table} has no COMMENT");
         for column in *columns {
@@ -85,7 +257,12 @@ fn every_view_exists_and_runs_with_the_callers_rights() {
     }
     for mv in ["mv_event_quality_scores", "mv_sponsor_event_fit_scores"] {
         assert_eq!(
-            scalar_string(&mut db.client, &format!("SELECT relkind::text FROM pg_class WHERE oid = 'sponsorship.{mv}'::regclass")),
+            scalar_string(
+                &mut db.client,
+                &format!(
+                    "SELECT relkind::text FROM pg_class WHERE oid = 'sponsorship.{mv}'::regclass"
+                )
+            ),
             "m"
         );
     }
@@ -147,8 +324,18 @@ fn raw_facts_are_partitioned_by_month_with_a_default_partition() {
         .iter()
         .map(|r| r.get(0))
         .collect();
-    assert_eq!(placed[1], this_month, "a row of this month lands in this month's partition");
-    assert!(placed[0].starts_with("sponsorship.event_impressions_y"), "{}", placed[0]);
+    assert_eq!(
+        placed[1], this_month,
+        "a row of this month lands in this month's partition"
+    );
+    assert!(
+        placed[0].starts_with("sponsorship.event_impressions_y"),
+        "{}",
+        placed[0]
+    );
     assert_ne!(placed[0], this_month);
-    assert_eq!(placed[2], "sponsorship.event_impressions_default", "far-future rows land in DEFAULT");
+    assert_eq!(
+        placed[2], "sponsorship.event_impressions_default",
+        "far-future rows land in DEFAULT"
+    );
 }

@@ -17,7 +17,8 @@ fn conn_string(db: &str) -> String {
 }
 
 pub fn connect(db: &str) -> Client {
-    Client::connect(&conn_string(db), NoTls).unwrap_or_else(|e| panic!("cannot connect to {db}: {e}"))
+    Client::connect(&conn_string(db), NoTls)
+        .unwrap_or_else(|e| panic!("cannot connect to {db}: {e}"))
 }
 
 /// A database of its own for one test; dropped (with its connections) when the value is.
@@ -50,7 +51,9 @@ impl TestDb {
     pub fn with_extension(label: &str) -> TestDb {
         let mut db = TestDb::empty(label);
         db.client
-            .batch_execute("SET client_min_messages = warning; CREATE EXTENSION sponsorship CASCADE")
+            .batch_execute(
+                "SET client_min_messages = warning; CREATE EXTENSION sponsorship CASCADE",
+            )
             .expect("CREATE EXTENSION sponsorship CASCADE");
         db
     }
@@ -64,7 +67,10 @@ impl TestDb {
 impl Drop for TestDb {
     fn drop(&mut self) {
         let mut admin = connect("postgres");
-        let _ = admin.batch_execute(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name));
+        let _ = admin.batch_execute(&format!(
+            "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+            self.name
+        ));
     }
 }
 
@@ -81,7 +87,9 @@ pub fn expect_error(client: &mut Client, sql: &str, state: &str) -> String {
         Ok(()) => panic!("expected SQLSTATE {state}, but this succeeded:\n{sql}"),
         Err(e) => {
             assert_eq!(sqlstate(&e), state, "unexpected error for:\n{sql}\n{e:?}");
-            e.as_db_error().map(|d| d.message().to_string()).unwrap_or_default()
+            e.as_db_error()
+                .map(|d| d.message().to_string())
+                .unwrap_or_default()
         }
     }
 }
