@@ -342,8 +342,8 @@ const CITIES_SQL: &str =
                             WHERE $1::text[] IS NULL OR city = ANY($1)
                             GROUP BY city";
 
-const TIERS_SQL: &str = "SELECT quality_tier, currency, median_price_cents FROM sponsorship.mv_tier_price_medians
-                           WHERE ($1::text IS NULL OR quality_tier = $1) AND ($2::text IS NULL OR currency = $2)";
+const TIERS_SQL: &str =
+    "SELECT quality_tier, currency, median_price_cents FROM sponsorship.mv_tier_price_medians";
 
 fn uuid_array() -> PgOid {
     PgOid::BuiltIn(pg_sys::BuiltinOid::UUIDARRAYOID)
@@ -377,16 +377,9 @@ pub fn sponsor_fingerprint() -> Result<String, LoadError> {
     })
 }
 
-/// Which tier median package prices to load.
-pub enum TierQuery {
-    None,
-    One(String, String),
-    All,
-}
-
 /// The marketplace context. `cities`: only these (lower-cased) cities are looked up
 /// (None: all).
-pub fn context(cities: Option<Vec<String>>, tiers: TierQuery) -> Result<MarketContext, LoadError> {
+pub fn context(cities: Option<Vec<String>>) -> Result<MarketContext, LoadError> {
     Spi::connect(|client| {
         let mut ctx = MarketContext::default();
         select_prepared(
@@ -405,30 +398,18 @@ pub fn context(cities: Option<Vec<String>>, tiers: TierQuery) -> Result<MarketCo
                 Ok(())
             },
         )?;
-        let (tier, currency) = match tiers {
-            TierQuery::None => return Ok(ctx),
-            TierQuery::One(t, c) => (Some(t), Some(c)),
-            TierQuery::All => (None, None),
-        };
-        let text = PgOid::BuiltIn(pg_sys::BuiltinOid::TEXTOID);
-        select_prepared(
-            client,
-            TIERS_SQL,
-            &[text, text],
-            &[tier.into(), currency.into()],
-            |rows| {
-                for row in rows {
-                    if let (Some(t), Some(c), Some(p)) = (
-                        row.get::<String>(1)?,
-                        row.get::<String>(2)?,
-                        row.get::<i64>(3)?,
-                    ) {
-                        ctx.tier_median_price.insert((t, c), p);
-                    }
+        select_prepared(client, TIERS_SQL, &[], &[], |rows| {
+            for row in rows {
+                if let (Some(t), Some(c), Some(p)) = (
+                    row.get::<String>(1)?,
+                    row.get::<String>(2)?,
+                    row.get::<i64>(3)?,
+                ) {
+                    ctx.tier_median_price.insert((t, c), p);
                 }
-                Ok(())
-            },
-        )?;
+            }
+            Ok(())
+        })?;
         Ok(ctx)
     })
 }

@@ -6,7 +6,7 @@ use std::rc::Rc;
 use pgrx::prelude::*;
 use pgrx::{AnyNumeric, JsonB, Uuid};
 
-use super::load::{self, LoadError, TierQuery};
+use super::load::{self, LoadError};
 use crate::error::OrRaise;
 use crate::matching::kernel::{Marketplace, SponsorSide};
 use crate::matching::model::{SponsorInput, Weights};
@@ -64,7 +64,7 @@ fn all_sponsors_compiled() -> Result<Rc<SponsorSide>, LoadError> {
         return Ok(side);
     }
     let sponsors = load::sponsors(None)?;
-    let ctx = load::context(None, TierQuery::All)?;
+    let ctx = load::context(None)?;
     let side = Rc::new(SponsorSide::build(&ctx, &sponsors));
     SPONSOR_SIDE.with(|c| *c.borrow_mut() = Some((fingerprint, Rc::clone(&side))));
     Ok(side)
@@ -87,7 +87,7 @@ fn load_all_events_and(sponsor_id: Uuid) -> Result<(Marketplace, Weights), LoadE
     }
     let events = load::events(None)?;
     let w = load::weights()?;
-    let ctx = load::context(Some(city_names(&sponsors[0])), TierQuery::All)?;
+    let ctx = load::context(Some(city_names(&sponsors[0])))?;
     Ok((Marketplace::build(&ctx, &sponsors, &events), w))
 }
 
@@ -166,7 +166,7 @@ pub fn load_marketplace() -> Result<(Marketplace, Weights), LoadError> {
     let sponsors = load::sponsors(None)?;
     let events = load::events(None)?;
     let w = load::weights()?;
-    let ctx = load::context(None, TierQuery::All)?;
+    let ctx = load::context(None)?;
     Ok((Marketplace::build(&ctx, &sponsors, &events), w))
 }
 

@@ -14,7 +14,7 @@ use pgrx::pg_sys;
 use pgrx::prelude::*;
 use pgrx::{AnyNumeric, JsonB, PgTryBuilder, Uuid};
 
-use super::load::{self, LoadError, TierQuery};
+use super::load::{self, LoadError};
 use super::matching::{numeric5, top_pairs};
 use crate::error::{OrRaise, Plain};
 use crate::gucs;
@@ -196,7 +196,7 @@ fn process(rows: &[QueueRow], top_k: usize) -> Result<usize, LoadError> {
     let sponsors = load::sponsors((!all_sponsors).then_some(&sponsor_ids[..]))?;
     let events = load::events((!all_events).then_some(&event_ids[..]))?;
     let w = load::weights()?;
-    let ctx = load::context(None, TierQuery::All)?;
+    let ctx = load::context(None)?;
     let m = Marketplace::build(&ctx, &sponsors, &events);
     let s_index: HashMap<[u8; 16], usize> = m
         .sponsor_ids

@@ -321,12 +321,4 @@ impl Marketplace {
             pairs_scored: pairs,
         }
     }
-
-    pub fn sponsor_index(&self, id: &[u8; 16]) -> Option<usize> {
-        self.sponsor_ids.iter().position(|x| x == id)
-    }
-
-    pub fn event_index(&self, id: &[u8; 16]) -> Option<usize> {
-        self.event_ids.iter().position(|x| x == id)
-    }
 }
