@@ -8,7 +8,7 @@
 //! others back; a failing row keeps its error, waits `base · 2^(attempts-1)` seconds, and after
 //! `sponsorship.recalc_max_attempts` stays in the queue as dead, for inspection.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 
 use pgrx::pg_sys;
 use pgrx::prelude::*;
@@ -198,18 +198,7 @@ fn process(rows: &[QueueRow], top_k: usize) -> Result<usize, LoadError> {
     let w = load::weights()?;
     let ctx = load::context(None)?;
     let m = Marketplace::build(&ctx, &sponsors, &events);
-    let s_index: HashMap<[u8; 16], usize> = m
-        .sponsor_ids
-        .iter()
-        .enumerate()
-        .map(|(i, id)| (*id, i))
-        .collect();
-    let e_index: HashMap<[u8; 16], usize> = m
-        .event_ids
-        .iter()
-        .enumerate()
-        .map(|(i, id)| (*id, i))
-        .collect();
+    let (s_index, e_index) = m.positions();
 
     let mut wanted: HashSet<(usize, usize)> = HashSet::new();
     for r in rows {
@@ -365,18 +354,7 @@ pub fn rescore_all_matches(p_top_k: default!(i32, 25)) -> i64 {
         .into_iter()
         .map(|(ei, si, _, _, _)| (si, ei))
         .collect();
-    let s_index: HashMap<[u8; 16], usize> = m
-        .sponsor_ids
-        .iter()
-        .enumerate()
-        .map(|(i, id)| (*id, i))
-        .collect();
-    let e_index: HashMap<[u8; 16], usize> = m
-        .event_ids
-        .iter()
-        .enumerate()
-        .map(|(i, id)| (*id, i))
-        .collect();
+    let (s_index, e_index) = m.positions();
     let stored: Vec<(Uuid, Uuid)> = Spi::connect(|client| {
         let mut out = Vec::new();
         for row in client.select(

@@ -4,7 +4,7 @@
 //! Each pair goes through [`evaluate`], the same function the per-pair path uses.
 
 use std::cmp::{Ordering, Reverse};
-use std::collections::BinaryHeap;
+use std::collections::{BinaryHeap, HashMap};
 use std::rc::Rc;
 
 use ndarray::Array2;
@@ -268,6 +268,12 @@ impl Marketplace {
             self.e_has_emb[ei],
         );
         (ev, b)
+    }
+
+    /// Position of every sponsor id and of every event id.
+    pub fn positions(&self) -> (HashMap<[u8; 16], usize>, HashMap<[u8; 16], usize>) {
+        let index = |ids: &[[u8; 16]]| ids.iter().enumerate().map(|(i, id)| (*id, i)).collect();
+        (index(&self.sponsor_ids), index(&self.event_ids))
     }
 
     /// One event against every sponsor, in sponsor order.
