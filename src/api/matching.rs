@@ -106,13 +106,7 @@ pub fn event_match_arrays(
     ),
 > {
     let (m, w) = load_all_sponsors_and(p_event_id).or_raise();
-    let mut rows: Vec<(usize, f64)> = m
-        .score_event(0, &w)
-        .iter()
-        .enumerate()
-        .map(|(si, ev)| (si, ev.score))
-        .collect();
-    rows.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+    let rows = m.rank_sponsors(0, &w);
     let ids = rows
         .iter()
         .map(|(si, _)| Uuid::from_bytes(m.sponsor_ids[*si]))
@@ -141,13 +135,7 @@ pub fn sponsor_match_arrays(
     ),
 > {
     let (m, w) = load_all_events_and(p_sponsor_id).or_raise();
-    let mut rows: Vec<(usize, f64)> = m
-        .score_sponsor(0, &w)
-        .iter()
-        .enumerate()
-        .map(|(ei, ev)| (ei, ev.score))
-        .collect();
-    rows.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+    let rows = m.rank_events(0, &w);
     let ids = rows
         .iter()
         .map(|(ei, _)| Uuid::from_bytes(m.event_ids[*ei]))

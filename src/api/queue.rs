@@ -212,20 +212,14 @@ fn process(rows: &[QueueRow], top_k: usize) -> Result<usize, LoadError> {
             }
             (Some(e), None) => {
                 if let Some(&ei) = e_index.get(e.as_bytes()) {
-                    let mut scored: Vec<(usize, f64)> = (0..m.sponsors.len())
-                        .map(|si| (si, m.eval(si, ei, &w).score))
-                        .collect();
-                    scored.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
-                    wanted.extend(scored.into_iter().take(top_k).map(|(si, _)| (si, ei)));
+                    let best = m.rank_sponsors(ei, &w).into_iter().take(top_k);
+                    wanted.extend(best.map(|(si, _)| (si, ei)));
                 }
             }
             (None, Some(s)) => {
                 if let Some(&si) = s_index.get(s.as_bytes()) {
-                    let mut scored: Vec<(usize, f64)> = (0..m.events.len())
-                        .map(|ei| (ei, m.eval(si, ei, &w).score))
-                        .collect();
-                    scored.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
-                    wanted.extend(scored.into_iter().take(top_k).map(|(ei, _)| (si, ei)));
+                    let best = m.rank_events(si, &w).into_iter().take(top_k);
+                    wanted.extend(best.map(|(ei, _)| (si, ei)));
                 }
             }
             (None, None) => {}

@@ -14,6 +14,19 @@ use super::explain::breakdown;
 use super::model::{EventInput, MarketContext, SponsorInput, Weights};
 use super::score::{evaluate, unit, CompiledEvent, CompiledSponsor, PairEval, World};
 
+type Describe =
+    fn(&World, &CompiledSponsor, &CompiledEvent, &PairEval, &Weights, bool, bool) -> Value;
+
+fn best_first(evals: Vec<PairEval>) -> Vec<(usize, f64)> {
+    let mut v: Vec<(usize, f64)> = evals
+        .iter()
+        .enumerate()
+        .map(|(i, ev)| (i, ev.score))
+        .collect();
+    v.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+    v
+}
+
 /// Sponsors per block: 64 rows of 384 f32 = 96 KiB, which stays in L2.
 pub const SPONSOR_BLOCK: usize = 64;
 /// Events per block.
@@ -240,10 +253,16 @@ impl Marketplace {
         )
     }
 
-    /// The full breakdown of one pair.
-    pub fn explain(&self, si: usize, ei: usize, w: &Weights) -> (PairEval, Value) {
+    /// One pair scored and described by `describe` (the full or the compact breakdown).
+    fn described(
+        &self,
+        si: usize,
+        ei: usize,
+        w: &Weights,
+        describe: Describe,
+    ) -> (PairEval, Value) {
         let ev = self.eval(si, ei, w);
-        let b = breakdown(
+        let b = describe(
             &self.world,
             &self.sponsors[si],
             &self.events[ei],
@@ -255,19 +274,24 @@ impl Marketplace {
         (ev, b)
     }
 
+    /// The full breakdown of one pair.
+    pub fn explain(&self, si: usize, ei: usize, w: &Weights) -> (PairEval, Value) {
+        self.described(si, ei, w, breakdown)
+    }
+
     /// The compact breakdown stored with a match.
     pub fn compact(&self, si: usize, ei: usize, w: &Weights) -> (PairEval, Value) {
-        let ev = self.eval(si, ei, w);
-        let b = super::explain::compact(
-            &self.world,
-            &self.sponsors[si],
-            &self.events[ei],
-            &ev,
-            w,
-            self.s_has_emb[si],
-            self.e_has_emb[ei],
-        );
-        (ev, b)
+        self.described(si, ei, w, super::explain::compact)
+    }
+
+    /// Every sponsor for one event, best first (ties: lower position first).
+    pub fn rank_sponsors(&self, ei: usize, w: &Weights) -> Vec<(usize, f64)> {
+        best_first(self.score_event(ei, w))
+    }
+
+    /// Every event for one sponsor, best first (ties: lower position first).
+    pub fn rank_events(&self, si: usize, w: &Weights) -> Vec<(usize, f64)> {
+        best_first(self.score_sponsor(si, w))
     }
 
     /// Position of every sponsor id and of every event id.
