@@ -91,6 +91,27 @@ fn load_all_events_and(sponsor_id: Uuid) -> Result<(Marketplace, Weights), LoadE
     Ok((Marketplace::build(&ctx, &sponsors, &events), w))
 }
 
+/// Ranked (position, score) rows as parallel arrays: ids, scores rounded to the five
+/// decimals of the stored score (SQL turns them into numeric), and breakdowns when asked.
+fn ranked_arrays(
+    ranked: &[(usize, f64)],
+    ids: &[[u8; 16]],
+    explain: bool,
+    breakdown: impl Fn(usize) -> serde_json::Value,
+) -> (Vec<Uuid>, Vec<f64>, Vec<Option<JsonB>>) {
+    (
+        ranked
+            .iter()
+            .map(|(i, _)| Uuid::from_bytes(ids[*i]))
+            .collect(),
+        ranked.iter().map(|(_, score)| round5(*score)).collect(),
+        ranked
+            .iter()
+            .map(|(i, _)| explain.then(|| JsonB(breakdown(*i))))
+            .collect(),
+    )
+}
+
 /// One event against every sponsor, best first, as parallel arrays (one call of this
 /// function however many sponsors; `fn_compute_event_matches` unnests them).
 #[pg_extern(stable, parallel_safe)]
@@ -106,18 +127,10 @@ pub fn event_match_arrays(
     ),
 > {
     let (m, w) = load_all_sponsors_and(p_event_id).or_raise();
-    let rows = m.rank_sponsors(0, &w);
-    let ids = rows
-        .iter()
-        .map(|(si, _)| Uuid::from_bytes(m.sponsor_ids[*si]))
-        .collect();
-    // rounded to the five decimals of the stored score; SQL turns them into numeric
-    let scores = rows.iter().map(|(_, score)| round5(*score)).collect();
-    let breakdowns = rows
-        .iter()
-        .map(|(si, _)| p_explain.then(|| JsonB(m.explain(*si, 0, &w).1)))
-        .collect();
-    TableIterator::once((ids, scores, breakdowns))
+    let ranked = m.rank_sponsors(0, &w);
+    TableIterator::once(ranked_arrays(&ranked, &m.sponsor_ids, p_explain, |si| {
+        m.explain(si, 0, &w).1
+    }))
 }
 
 /// One sponsor against every event, best first, as parallel arrays
@@ -135,18 +148,10 @@ pub fn sponsor_match_arrays(
     ),
 > {
     let (m, w) = load_all_events_and(p_sponsor_id).or_raise();
-    let rows = m.rank_events(0, &w);
-    let ids = rows
-        .iter()
-        .map(|(ei, _)| Uuid::from_bytes(m.event_ids[*ei]))
-        .collect();
-    // rounded to the five decimals of the stored score; SQL turns them into numeric
-    let scores = rows.iter().map(|(_, score)| round5(*score)).collect();
-    let breakdowns = rows
-        .iter()
-        .map(|(ei, _)| p_explain.then(|| JsonB(m.explain(0, *ei, &w).1)))
-        .collect();
-    TableIterator::once((ids, scores, breakdowns))
+    let ranked = m.rank_events(0, &w);
+    TableIterator::once(ranked_arrays(&ranked, &m.event_ids, p_explain, |ei| {
+        m.explain(0, ei, &w).1
+    }))
 }
 
 /// Loads the whole marketplace once.

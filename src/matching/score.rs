@@ -459,18 +459,12 @@ pub fn evaluate(
         Some(c) if s.has_interests => Some(if s.interests.contains(c) { 1.0 } else { 0.0 }),
         _ => None,
     };
-    let (mut num, mut den) = (0.0, 0.0);
-    for (v, wt) in [
+    let audience_overlap = weighted_mean_of_known(&[
         (age_overlap, AGE_WEIGHT),
         (region_share, REGION_WEIGHT),
         (interest_match, INTEREST_WEIGHT),
-    ] {
-        if let Some(v) = v {
-            num += v * wt;
-            den += wt;
-        }
-    }
-    let audience_overlap = if den > 0.0 { num / den } else { NEUTRAL };
+    ])
+    .unwrap_or(NEUTRAL);
 
     // geo_fit
     let geo_rule = if !s.has_geo {
@@ -537,6 +531,18 @@ fn afford(budget: f64, price: i64) -> f64 {
     } else {
         (budget / price as f64).min(1.0)
     }
+}
+
+/// Weighted mean of the signals that are known (`Some`); None when none is.
+pub fn weighted_mean_of_known(signals: &[(Option<f64>, f64)]) -> Option<f64> {
+    let (mut num, mut den) = (0.0, 0.0);
+    for &(v, w) in signals {
+        if let Some(v) = v {
+            num += v * w;
+            den += w;
+        }
+    }
+    (den > 0.0).then(|| num / den)
 }
 
 /// The score as stored: numeric(6,5).

@@ -10,6 +10,8 @@
 
 use std::collections::HashSet;
 
+use super::score::weighted_mean_of_known;
+
 pub const SEMANTIC_WEIGHT: f64 = 0.5;
 pub const OBJECTIVES_WEIGHT: f64 = 0.25;
 pub const DESCRIPTION_WEIGHT: f64 = 0.25;
@@ -63,18 +65,11 @@ pub fn match_score(
     objectives: Option<f64>,
     description: Option<f64>,
 ) -> Option<f64> {
-    let (mut num, mut den) = (0.0, 0.0);
-    for (v, w) in [
+    weighted_mean_of_known(&[
         (semantic, SEMANTIC_WEIGHT),
         (objectives, OBJECTIVES_WEIGHT),
         (description, DESCRIPTION_WEIGHT),
-    ] {
-        if let Some(v) = v {
-            num += v * w;
-            den += w;
-        }
-    }
-    (den > 0.0).then(|| num / den)
+    ])
 }
 
 #[cfg(test)]
