@@ -29,6 +29,15 @@ case "$what" in
     psql -X -q -v ON_ERROR_STOP=1 -v sponsors="$sponsors" -v events="$events" -f "$REPO_ROOT/bench/marketplace.sql"
     psql -X -q -v ON_ERROR_STOP=1 -f "$REPO_ROOT/bench/plpgsql_match.sql"
     psql -X -q -v ON_ERROR_STOP=1 -v pairs="$pairs" -f "$REPO_ROOT/bench/matching.sql"
+    psql -X -q -v ON_ERROR_STOP=1 -v workers=1 -f "$REPO_ROOT/bench/drain.sql"
+    say "restarting with two recalculation workers"
+    psql -X -q -c "ALTER SYSTEM SET sponsorship.worker_count = 2"
+    as_postgres "$PG_BIN/pg_ctl" -D "$CLUSTER_ROOT/bench/data" -l "$CLUSTER_ROOT/bench/server.log" -m fast -w restart >/dev/null
+    psql -X -q -v ON_ERROR_STOP=1 -v workers=2 -f "$REPO_ROOT/bench/drain.sql"
+    psql -X -q -c "ALTER SYSTEM RESET sponsorship.worker_count"
+    echo
+    echo '━━ Matching benchmark ━━'
+    psql -X -c "SELECT measure, value, unit, baseline, (ratio || 'x') AS ratio, target FROM bench.results"
     ;;
   *) echo "unknown benchmark '$what' (known: matching)" >&2; exit 2 ;;
 esac

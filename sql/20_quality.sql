@@ -80,6 +80,8 @@ BEGIN
             EXECUTE format('REFRESH MATERIALIZED VIEW %s', v_rel);
         END IF;
         EXECUTE format('SELECT count(*) FROM %s', v_rel) INTO v_rows;
+        -- cached marketplaces (match_input_changes) must see the new scores and references
+        PERFORM sponsorship.note_match_input_change();
     EXCEPTION WHEN OTHERS THEN
         GET STACKED DIAGNOSTICS v_state = RETURNED_SQLSTATE, v_message = MESSAGE_TEXT;
         RAISE EXCEPTION 'refreshing sponsorship.% failed: %', p_view, v_message USING ERRCODE = v_state;

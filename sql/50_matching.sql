@@ -1,11 +1,12 @@
--- Batch scoring. The Rust functions return parallel arrays in one call; these unnest them.
+-- Batch scoring. The Rust functions return parallel arrays in one call (scores already
+-- numeric with five decimals); these unnest them.
 -- (A set-returning function with a pinned search_path pays for the setting on every row it
 -- returns; one call with arrays pays once.)
 CREATE FUNCTION sponsorship.fn_compute_event_matches(p_event_id uuid, p_explain boolean DEFAULT false)
 RETURNS TABLE (sponsor_id uuid, score numeric, breakdown jsonb)
 LANGUAGE sql STABLE PARALLEL SAFE
 AS $fn$
-    SELECT u.sponsor_id, round(u.score::numeric, 5), u.breakdown
+    SELECT u.sponsor_id, u.score, u.breakdown
       FROM sponsorship.event_match_arrays(p_event_id, p_explain) a,
            unnest(a.sponsor_ids, a.scores, a.breakdowns) WITH ORDINALITY AS u(sponsor_id, score, breakdown, n)
      ORDER BY u.n
@@ -17,7 +18,7 @@ CREATE FUNCTION sponsorship.fn_compute_sponsor_matches(p_sponsor_id uuid, p_expl
 RETURNS TABLE (event_id uuid, score numeric, breakdown jsonb)
 LANGUAGE sql STABLE PARALLEL SAFE
 AS $fn$
-    SELECT u.event_id, round(u.score::numeric, 5), u.breakdown
+    SELECT u.event_id, u.score, u.breakdown
       FROM sponsorship.sponsor_match_arrays(p_sponsor_id, p_explain) a,
            unnest(a.event_ids, a.scores, a.breakdowns) WITH ORDINALITY AS u(event_id, score, breakdown, n)
      ORDER BY u.n
@@ -218,11 +219,13 @@ BEGIN
        AND attempts >= pg_catalog.current_setting('sponsorship.recalc_max_attempts')::int
        AND enqueued_at < now() - interval '30 days';
     GET DIAGNOSTICS v_dead = ROW_COUNT;
+    PERFORM sponsorship.prune_match_input_changes();
     RETURN v_done + v_dead;
 END
 $fn$;
 COMMENT ON FUNCTION sponsorship.cleanup_recalc_queue() IS
-    'Deletes queue rows processed more than 7 days ago and dead rows older than 30 days; returns the count.';
+    'Deletes queue rows processed more than 7 days ago and dead rows older than 30 days (returns that count), '
+    'and prunes match_input_changes.';
 
 -- Recommendations, with the old result columns. Stored matches are used; an event or
 -- sponsor that has none yet is scored live.
@@ -354,3 +357,126 @@ $fn$;
 COMMENT ON FUNCTION sponsorship.set_scoring_weights(numeric, numeric, numeric, numeric, numeric, text) IS
     'Activates a new version of the match weights (non-negative, summing to 1); returns the version. '
     'Stored matches keep the weights_version they were computed with until rescored.';
+
+-- The match-input change log. Backends keep the compiled marketplace between calls
+-- (src/api/match_cache.rs); this log is how they know it went stale. Every transaction that
+-- changes something a score is computed from leaves one row, keyed by its transaction id, in
+-- the same transaction as the change: a reader's snapshot sees the row exactly when it sees
+-- the change, so "the rows with xid >= the cache's snapshot xmin that I can see" is the same
+-- list as when the cache was read if, and only if, nothing the cache holds has changed.
+CREATE TABLE sponsorship.match_input_changes (
+    xid        xid8 PRIMARY KEY,
+    changed_at timestamptz NOT NULL DEFAULT now()
+);
+COMMENT ON TABLE sponsorship.match_input_changes IS
+    'One row per transaction that changed a match input (sponsors, profiles, events, insights, packages, weights, '
+    'org membership, the quality views); backends compare it with their cached marketplace. Pruned by '
+    'prune_match_input_changes(). Service-only.';
+CREATE TABLE sponsorship.match_input_pruned (
+    singleton boolean PRIMARY KEY DEFAULT true CHECK (singleton),
+    upto      xid8 NOT NULL
+);
+COMMENT ON TABLE sponsorship.match_input_pruned IS
+    'Rows of match_input_changes with xid below upto have been pruned: a cache read before that rebuilds.';
+INSERT INTO sponsorship.match_input_pruned (upto) VALUES ('0'::xid8);
+ALTER TABLE sponsorship.match_input_changes ENABLE ROW LEVEL SECURITY;
+ALTER TABLE sponsorship.match_input_pruned ENABLE ROW LEVEL SECURITY;
+CREATE POLICY service_role_all ON sponsorship.match_input_changes TO service_role USING (true) WITH CHECK (true);
+CREATE POLICY service_role_all ON sponsorship.match_input_pruned TO service_role USING (true) WITH CHECK (true);
+REVOKE ALL ON sponsorship.match_input_changes, sponsorship.match_input_pruned FROM anon, authenticated;
+GRANT ALL ON sponsorship.match_input_changes, sponsorship.match_input_pruned TO service_role;
+
+-- SECURITY DEFINER: the log is service-only, and any writer of a match input must leave its row.
+CREATE FUNCTION sponsorship.note_match_input_change() RETURNS void
+LANGUAGE sql SECURITY DEFINER
+AS $fn$
+    INSERT INTO sponsorship.match_input_changes (xid) VALUES (pg_catalog.pg_current_xact_id())
+    ON CONFLICT (xid) DO NOTHING
+$fn$;
+COMMENT ON FUNCTION sponsorship.note_match_input_change() IS
+    'Records that the current transaction changed a match input (once per transaction).';
+
+CREATE FUNCTION sponsorship.fn_note_match_input_change() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER
+AS $fn$
+BEGIN
+    PERFORM sponsorship.note_match_input_change();
+    RETURN NULL;
+END
+$fn$;
+COMMENT ON FUNCTION sponsorship.fn_note_match_input_change() IS
+    'Statement trigger: the statement changed a match input.';
+
+DO $log$
+DECLARE
+    t text;
+BEGIN
+    FOREACH t IN ARRAY ARRAY['sponsors', 'sponsor_profiles', 'events', 'event_audience_insights',
+                             'sponsorship_packages', 'scoring_weights', 'org_members']
+    LOOP
+        EXECUTE format('CREATE TRIGGER %I AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON sponsorship.%I '
+                       'FOR EACH STATEMENT EXECUTE FUNCTION sponsorship.fn_note_match_input_change()',
+                       t || '_note_match_input_change', t);
+    END LOOP;
+END
+$log$;
+
+-- A direct REFRESH of a quality or market view, or DDL on the extension's tables, changes
+-- what scores are computed from without a row trigger firing; an event trigger notes it.
+-- (Creating an event trigger needs a superuser; refresh_materialized_view() notes its own
+-- refreshes either way.)
+CREATE FUNCTION sponsorship.fn_note_match_input_ddl() RETURNS event_trigger
+LANGUAGE plpgsql SECURITY DEFINER
+AS $fn$
+BEGIN
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_event_trigger_ddl_commands() c WHERE c.schema_name = 'sponsorship') THEN
+        PERFORM sponsorship.note_match_input_change();
+    END IF;
+END
+$fn$;
+COMMENT ON FUNCTION sponsorship.fn_note_match_input_ddl() IS
+    'Event trigger: DDL or REFRESH MATERIALIZED VIEW on the sponsorship schema changed match inputs.';
+
+DO $evt$
+BEGIN
+    IF (SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname = current_user) THEN
+        CREATE EVENT TRIGGER sponsorship_note_match_input_ddl ON ddl_command_end
+            EXECUTE FUNCTION sponsorship.fn_note_match_input_ddl();
+    ELSE
+        RAISE NOTICE 'sponsorship: not a superuser, so no event trigger watches direct REFRESH MATERIALIZED VIEW; '
+                     'refresh the quality views with sponsorship.refresh_event_quality_scores() so cached '
+                     'marketplaces see the change';
+    END IF;
+END
+$evt$;
+
+-- Prunes the change log. A row can go once every snapshot that could still miss it is gone
+-- (its xid is below every running transaction's xmin) and it is older than p_keep; caches read
+-- before the new horizon rebuild on their next use.
+CREATE FUNCTION sponsorship.prune_match_input_changes(p_keep interval DEFAULT interval '10 minutes')
+RETURNS integer
+LANGUAGE plpgsql
+AS $fn$
+DECLARE
+    v_horizon xid8;
+    v_upto    xid8;
+    v_deleted integer;
+BEGIN
+    IF p_keep IS NULL OR p_keep < interval '0' THEN
+        RAISE EXCEPTION 'p_keep must be a non-negative interval' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    v_horizon := pg_catalog.pg_snapshot_xmin(pg_catalog.pg_current_snapshot());
+    SELECT max(c.xid) INTO v_upto FROM sponsorship.match_input_changes c
+     WHERE c.xid < v_horizon AND c.changed_at < now() - p_keep;
+    IF v_upto IS NULL THEN
+        RETURN 0;
+    END IF;
+    UPDATE sponsorship.match_input_pruned SET upto = GREATEST(upto, v_upto);
+    DELETE FROM sponsorship.match_input_changes c WHERE c.xid <= v_upto;
+    GET DIAGNOSTICS v_deleted = ROW_COUNT;
+    RETURN v_deleted;
+END
+$fn$;
+COMMENT ON FUNCTION sponsorship.prune_match_input_changes(interval) IS
+    'Deletes match_input_changes rows older than p_keep that no running snapshot can miss; returns the count. '
+    'cleanup_recalc_queue() calls it.';

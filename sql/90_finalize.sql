@@ -49,5 +49,9 @@ REVOKE EXECUTE ON FUNCTION
     sponsorship.fn_compute_match_matrix(int),
     sponsorship.match_matrix_arrays(int),
     sponsorship.worker_status(),
-    sponsorship.match_kernel_benchmark(int)
+    sponsorship.match_kernel_benchmark(int),
+    sponsorship.note_match_input_change(),
+    sponsorship.fn_note_match_input_change(),
+    sponsorship.fn_note_match_input_ddl(),
+    sponsorship.prune_match_input_changes(interval)
   FROM anon, authenticated;

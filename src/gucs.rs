@@ -6,6 +6,8 @@ use pgrx::{GucContext, GucFlags, GucRegistry, GucSetting};
 
 /// Queue rows the recalculation worker claims per transaction.
 pub static WORKER_BATCH_SIZE: GucSetting<i32> = GucSetting::<i32>::new(500);
+/// Recalculation workers started when the library is preloaded.
+pub static WORKER_COUNT: GucSetting<i32> = GucSetting::<i32>::new(1);
 /// Milliseconds the worker sleeps when the queue is empty.
 pub static WORKER_NAPTIME_MS: GucSetting<i32> = GucSetting::<i32>::new(1000);
 /// Whether the worker drains the queue (it stays connected either way).
@@ -19,6 +21,8 @@ pub static RECALC_MAX_ATTEMPTS: GucSetting<i32> = GucSetting::<i32>::new(5);
 pub static RECALC_RETRY_BASE_SECONDS: GucSetting<i32> = GucSetting::<i32>::new(30);
 /// Matches kept per event (and per sponsor) when a change rescored it against everything.
 pub static MATCH_TOP_K: GucSetting<i32> = GucSetting::<i32>::new(50);
+/// Megabytes a backend may keep its compiled marketplace in (0: not kept).
+pub static MATCH_CACHE_MB: GucSetting<i32> = GucSetting::<i32>::new(256);
 
 pub fn init() {
     GucRegistry::define_int_guc(
@@ -31,6 +35,11 @@ pub fn init() {
         GucContext::Sighup,
         GucFlags::default(),
     );
+    // A server-start setting can only be defined while the library is preloaded; loaded later
+    // (CREATE EXTENSION, a session's first call), no worker can start anyway.
+    if unsafe { pgrx::pg_sys::process_shared_preload_libraries_in_progress } {
+        define_worker_count();
+    }
     GucRegistry::define_int_guc(
         c"sponsorship.worker_naptime_ms",
         c"Milliseconds the recalculation worker sleeps when the queue is empty.",
@@ -85,6 +94,34 @@ pub fn init() {
         1,
         100_000,
         GucContext::Suset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_int_guc(
+        c"sponsorship.match_cache_mb",
+        c"Megabytes a backend may use to keep the whole compiled marketplace between match calls.",
+        c"Per backend. A backend builds it when one sponsor is scored against every event, or once its \
+per-pair fn_compute_match_score calls have cost as much as a build; it is used only while no match \
+input has changed (see match_cache_status()). About (sponsors + events) * (4 * dimensions + 512) \
+bytes. 0 keeps only the sponsor side.",
+        &MATCH_CACHE_MB,
+        0,
+        1_048_576,
+        GucContext::Userset,
+        GucFlags::UNIT_MB,
+    );
+}
+
+fn define_worker_count() {
+    GucRegistry::define_int_guc(
+        c"sponsorship.worker_count",
+        c"Recalculation workers started when sponsorship is in shared_preload_libraries.",
+        c"They drain fit_recalc_queue side by side (rows are claimed with SKIP LOCKED, matches written in one \
+global order, so they never take the same row or deadlock). 0 starts none: drain the queue with pg_cron or \
+update_sponsorship_matches(). Read at server start.",
+        &WORKER_COUNT,
+        0,
+        16,
+        GucContext::Postmaster,
         GucFlags::default(),
     );
 }

@@ -1,7 +1,8 @@
 //! `sponsorship`: the sponsorship marketplace of an event-ticketing platform, inside
 //! PostgreSQL. This file only wires the modules together.
 //!
-//! - Pure domain logic (no pgrx): [`quality`], [`vector_math`], [`matching`].
+//! - Pure domain logic (no pgrx): [`quality`], [`vector_math`], [`matching`],
+//!   [`snapshot_cache`] (when a backend may reuse what it read before).
 //! - Postgres glue: [`error`] (SQLSTATE mapping), [`pgvector`] (the `vector` type),
 //!   [`gucs`] (every `sponsorship.*` setting), [`worker`] (the recalculation worker).
 //! - The SQL API: [`api`].
@@ -17,6 +18,7 @@ pub mod gucs;
 pub mod matching;
 pub mod pgvector;
 pub mod quality;
+pub mod snapshot_cache;
 pub mod vector_math;
 pub mod worker;
 

@@ -23,13 +23,16 @@ pub fn register() {
         );
         return;
     }
-    BackgroundWorkerBuilder::new(WORKER_TYPE)
-        .set_type(WORKER_TYPE)
-        .set_library("sponsorship")
-        .set_function("sponsorship_recalc_worker_main")
-        .enable_spi_access()
-        .set_restart_time(Some(Duration::from_secs(10)))
-        .load();
+    for i in 0..gucs::WORKER_COUNT.get().max(0) {
+        BackgroundWorkerBuilder::new(&format!("{WORKER_TYPE} {}", i + 1))
+            .set_type(WORKER_TYPE)
+            .set_library("sponsorship")
+            .set_function("sponsorship_recalc_worker_main")
+            .set_argument(Some(pg_sys::Datum::from(i as usize)))
+            .enable_spi_access()
+            .set_restart_time(Some(Duration::from_secs(10)))
+            .load();
+    }
 }
 
 enum Pass {
@@ -60,14 +63,15 @@ fn drain_once(batch: i32) -> Pass {
 
 #[pg_guard]
 #[no_mangle]
-pub extern "C-unwind" fn sponsorship_recalc_worker_main(_arg: pg_sys::Datum) {
+pub extern "C-unwind" fn sponsorship_recalc_worker_main(arg: pg_sys::Datum) {
+    let number = arg.value() + 1;
     BackgroundWorker::attach_signal_handlers(SignalWakeFlags::SIGHUP | SignalWakeFlags::SIGTERM);
     let database = gucs::WORKER_DATABASE
         .get()
         .and_then(|c| c.to_str().ok().map(str::to_owned))
         .unwrap_or_else(|| "postgres".into());
     BackgroundWorker::connect_worker_to_spi(Some(&database), None);
-    log!("{WORKER_TYPE} started in database \"{database}\"");
+    log!("{WORKER_TYPE} {number} started in database \"{database}\"");
 
     let mut backoff = Duration::ZERO;
     loop {
@@ -112,7 +116,7 @@ pub extern "C-unwind" fn sponsorship_recalc_worker_main(_arg: pg_sys::Datum) {
                 Err(msg) => {
                     backoff = (backoff * 2).clamp(Duration::from_secs(1), Duration::from_secs(60));
                     warning!(
-                        "{WORKER_TYPE}: batch failed, retrying in {:?}: {msg}",
+                        "{WORKER_TYPE} {number}: batch failed, retrying in {:?}: {msg}",
                         backoff
                     );
                     break;
@@ -120,7 +124,7 @@ pub extern "C-unwind" fn sponsorship_recalc_worker_main(_arg: pg_sys::Datum) {
             }
         }
     }
-    log!("{WORKER_TYPE} stopped");
+    log!("{WORKER_TYPE} {number} stopped");
 }
 
 /// Whether the recalculation worker is running, and if not, why.
@@ -133,12 +137,13 @@ pub fn worker_status() -> TableIterator<
         name!(detail, String),
     ),
 > {
-    let pid = Spi::get_one_with_args::<i32>(
-        "SELECT pid FROM pg_catalog.pg_stat_activity WHERE backend_type = $1 LIMIT 1",
+    let (pid, running) = Spi::get_two_with_args::<i32, i64>(
+        "SELECT min(pid), count(*) FROM pg_catalog.pg_stat_activity WHERE backend_type = $1",
         &[WORKER_TYPE.into()],
     )
-    .ok()
-    .flatten();
+    .unwrap_or((None, None));
+    let running = running.unwrap_or(0);
+    let configured = gucs::WORKER_COUNT.get();
     let preloaded = Spi::get_one::<String>("SELECT current_setting('shared_preload_libraries')")
         .ok()
         .flatten()
@@ -148,9 +153,12 @@ pub fn worker_status() -> TableIterator<
         });
     let detail = match (pid, preloaded) {
         (Some(_), _) => format!(
-            "draining fit_recalc_queue in database \"{}\"",
+            "{running} of {configured} workers draining fit_recalc_queue in database \"{}\"",
             gucs::WORKER_DATABASE.get().and_then(|c| c.to_str().ok().map(str::to_owned)).unwrap_or_default()
         ),
+        (None, true) if configured == 0 => "not running: sponsorship.worker_count = 0; drain the queue with \
+            sponsorship.update_sponsorship_matches() (pg_cron or direct calls)"
+            .into(),
         (None, false) => "not running: sponsorship is not in shared_preload_libraries; \
                           drain the queue with sponsorship.update_sponsorship_matches() (pg_cron or direct calls)"
             .into(),

@@ -93,8 +93,7 @@ macro_rules! events_sql {
         concat!(
             "
 SELECT e.id, e.category, e.city, e.country,
-       (extract(epoch FROM e.start_at - now()) / 86400)::float8,
-       (extract(epoch FROM e.end_at - now()) / 86400)::float8,
+       extract(epoch FROM e.start_at)::float8, extract(epoch FROM e.end_at)::float8,
        i.event_id IS NOT NULL, i.age_segments, i.geo_distribution,
        q.final_quality_score, q.quality_tier,
        pk.prices, pk.currencies, e.description_embedding
@@ -137,9 +136,21 @@ fn sponsor_from_row(row: &SpiHeapTupleData, at: usize) -> Result<SponsorInput, L
     ))
 }
 
+/// `now()` of the current transaction as Unix epoch seconds. Every path computes event
+/// timing from this and the events' epochs (never from SQL arithmetic on `now()`), so a
+/// cached event re-timed later gives exactly what a fresh load would.
+pub fn transaction_now_epoch() -> f64 {
+    // microseconds since 2000-01-01 00:00:00 UTC
+    let ts = unsafe { pg_sys::GetCurrentTransactionStartTimestamp() };
+    ts as f64 / 1_000_000.0 + 946_684_800.0
+}
+
 fn event_from_row(row: &SpiHeapTupleData, at: usize) -> Result<EventInput, LoadError> {
-    use crate::matching::model::json_shares;
+    use crate::matching::model::{days_until, json_shares};
     let id: Uuid = row.get(at)?.expect("events.id is NOT NULL");
+    let now = transaction_now_epoch();
+    let start_epoch = row.get::<f64>(at + 4)?.unwrap_or(now);
+    let end_epoch = row.get::<f64>(at + 5)?;
     let prices: Vec<i64> = row.get(at + 11)?.unwrap_or_default();
     let currencies: Vec<String> = row.get(at + 12)?.unwrap_or_default();
     let age: Option<JsonB> = row.get(at + 7)?;
@@ -149,8 +160,10 @@ fn event_from_row(row: &SpiHeapTupleData, at: usize) -> Result<EventInput, LoadE
         category: row.get(at + 1)?,
         city: row.get(at + 2)?,
         country: row.get(at + 3)?,
-        starts_in_days: row.get::<f64>(at + 4)?.unwrap_or(0.0),
-        ends_in_days: row.get::<f64>(at + 5)?,
+        starts_in_days: days_until(start_epoch, now),
+        ends_in_days: end_epoch.map(|e| days_until(e, now)),
+        start_epoch: Some(start_epoch),
+        end_epoch,
         has_insights: row.get::<bool>(at + 6)?.unwrap_or(false),
         age_segments: json_shares(age.as_ref().map(|j| &j.0)),
         geo_distribution: geo
@@ -198,7 +211,7 @@ thread_local! {
 }
 
 /// Runs `sql` through a plan prepared once per backend.
-fn select_prepared<'conn, R>(
+pub(crate) fn select_prepared<'conn, R>(
     client: &SpiClient<'conn>,
     sql: &'static str,
     types: &[PgOid],
@@ -224,8 +237,7 @@ SELECT s.id, p.sponsor_id IS NOT NULL, p.annual_budget_cents, COALESCE(p.currenc
        p.target_audience, COALESCE(p.preferred_categories, '{}'), COALESCE(p.regions, '{}'),
        p.objectives_embedding,
        e.id, e.category, e.city, e.country,
-       (extract(epoch FROM e.start_at - now()) / 86400)::float8,
-       (extract(epoch FROM e.end_at - now()) / 86400)::float8,
+       extract(epoch FROM e.start_at)::float8, extract(epoch FROM e.end_at)::float8,
        i.event_id IS NOT NULL, i.age_segments, i.geo_distribution,
        q.final_quality_score, q.quality_tier,
        pk.prices, pk.currencies, e.description_embedding,
@@ -351,30 +363,6 @@ fn uuid_array() -> PgOid {
 
 fn text_array() -> PgOid {
     PgOid::BuiltIn(pg_sys::BuiltinOid::TEXTARRAYOID)
-}
-
-/// Changes whenever anything a compiled sponsor side depends on changes, as seen by this
-/// caller: the visible rows of sponsors, sponsor_profiles and the market reference views
-/// (each row's xmin changes with every update, so their count, sum and hash sum move), plus
-/// who is asking.
-const SPONSOR_FINGERPRINT_SQL: &str = "
-SELECT concat_ws(':', current_user, sponsorship.current_user_id(), 'sponsorship.sponsors'::regclass::oid,
-       (SELECT count(*) || '/' || COALESCE(sum(x.xmin::text::bigint), 0) || '/' || COALESCE(sum(hashtext(x.xmin::text)), 0)
-          FROM sponsorship.sponsors x),
-       (SELECT count(*) || '/' || COALESCE(sum(x.xmin::text::bigint), 0) || '/' || COALESCE(sum(hashtext(x.xmin::text)), 0)
-          FROM sponsorship.sponsor_profiles x),
-       (SELECT count(*) || '/' || COALESCE(sum(x.xmin::text::bigint), 0) FROM sponsorship.mv_city_countries x),
-       (SELECT count(*) || '/' || COALESCE(sum(x.xmin::text::bigint), 0) FROM sponsorship.mv_tier_price_medians x))";
-
-pub fn sponsor_fingerprint() -> Result<String, LoadError> {
-    Spi::connect(|client| {
-        select_prepared(client, SPONSOR_FINGERPRINT_SQL, &[], &[], |mut rows| {
-            Ok(rows
-                .next()
-                .and_then(|r| r.get::<String>(1).ok().flatten())
-                .unwrap_or_default())
-        })
-    })
 }
 
 /// The marketplace context. `cities`: only these (lower-cased) cities are looked up

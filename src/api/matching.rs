@@ -1,27 +1,139 @@
 //! The matching API: per-pair scores with explanations, and batch scoring in one call.
 
-use std::cell::RefCell;
-use std::rc::Rc;
+use std::time::Instant;
 
 use pgrx::prelude::*;
-use pgrx::{AnyNumeric, JsonB, Uuid};
+use pgrx::{AnyNumeric, Uuid};
 
+use super::jsonb::Jsonb;
 use super::load::{self, LoadError};
+use super::match_cache;
 use crate::error::OrRaise;
-use crate::matching::kernel::{Marketplace, SponsorSide};
+use crate::matching::kernel::Marketplace;
 use crate::matching::model::{SponsorInput, Weights};
 use crate::matching::score::round5;
 
+/// A score as numeric with five decimals (the stored `numeric(6,5)`), built without text.
 pub fn numeric5(x: f64) -> AnyNumeric {
-    format!("{:.5}", round5(x))
-        .parse()
-        .expect("a formatted float is a valid numeric")
+    let scaled = (x * 100_000.0).round() as i64;
+    // SAFETY: int64_div_fast_to_numeric returns a palloc'd numeric of scaled / 10^5.
+    unsafe {
+        let n = pg_sys::int64_div_fast_to_numeric(scaled, 5);
+        AnyNumeric::from_datum(pg_sys::Datum::from(n), false).expect("a numeric")
+    }
 }
 
 /// Everything needed to score one sponsor against one event (one prepared query).
 fn load_pair(event_id: Uuid, sponsor_id: Uuid) -> Result<(Marketplace, Weights), LoadError> {
     let (sponsor, event, ctx, w) = load::pair(event_id, sponsor_id)?;
     Ok((Marketplace::build(&ctx, &[sponsor], &[event]), w))
+}
+
+/// How well a sponsor fits an event: a score in [0,1] and its explanation.
+///
+/// Unknown (or invisible) ids raise `no_data_found` (P0002). Served from the backend's
+/// compiled marketplace when it holds one that is current (see `match_cache`), else from one
+/// query.
+#[pg_extern(stable, parallel_safe)]
+pub fn fn_compute_match_score(
+    p_event_id: Uuid,
+    p_sponsor_id: Uuid,
+) -> TableIterator<'static, (name!(score, AnyNumeric), name!(breakdown, Jsonb))> {
+    let (score, b) = score_pair(p_event_id, p_sponsor_id).or_raise();
+    TableIterator::once((numeric5(score), Jsonb(b)))
+}
+
+fn score_pair(event_id: Uuid, sponsor_id: Uuid) -> Result<(f64, serde_json::Value), LoadError> {
+    let mut call = match_cache::begin()?;
+    if let Some(r) = match_cache::with_whole(&call, |mut whole| {
+        let ei = whole.event(event_id)?;
+        let si = whole.sponsor(sponsor_id)?;
+        let (ev, b) = whole.m.explain(si, ei, &whole.weights);
+        Ok::<_, LoadError>((ev.score, b))
+    }) {
+        return r;
+    }
+    let started = Instant::now();
+    let (m, w) = load_pair(event_id, sponsor_id)?;
+    let (ev, b) = m.explain(0, 0, &w);
+    match_cache::went_without(&mut call, started.elapsed())?;
+    Ok((ev.score, b))
+}
+
+/// Ranked (position, score) rows as parallel arrays: ids, scores as numeric(…,5), and
+/// breakdowns when asked.
+fn ranked_arrays(
+    ranked: &[(usize, f64)],
+    ids: &[[u8; 16]],
+    explain: bool,
+    breakdown: impl Fn(usize) -> serde_json::Value,
+) -> (Vec<Uuid>, Vec<AnyNumeric>, Vec<Option<Jsonb>>) {
+    (
+        ranked
+            .iter()
+            .map(|(i, _)| Uuid::from_bytes(ids[*i]))
+            .collect(),
+        ranked.iter().map(|(_, score)| numeric5(*score)).collect(),
+        ranked
+            .iter()
+            .map(|(i, _)| explain.then(|| Jsonb(breakdown(*i))))
+            .collect(),
+    )
+}
+
+type RankedArrays = (Vec<Uuid>, Vec<AnyNumeric>, Vec<Option<Jsonb>>);
+
+fn rank_for_event(event_id: Uuid, explain: bool) -> Result<RankedArrays, LoadError> {
+    let call = match_cache::begin()?;
+    if let Some(r) = match_cache::with_whole(&call, |mut whole| {
+        let ei = whole.event(event_id)?;
+        let w = whole.weights;
+        let m = &*whole.m;
+        let ranked = m.rank_sponsors(ei, &w);
+        Ok::<_, LoadError>(ranked_arrays(&ranked, &m.sponsor_ids, explain, |si| {
+            m.explain(si, ei, &w).1
+        }))
+    }) {
+        return r;
+    }
+    let events = load::events(Some(&[event_id]))?;
+    if events.is_empty() {
+        return Err(LoadError::UnknownEvent(event_id));
+    }
+    let (side, w) = match_cache::sponsor_side(&call)?;
+    let m = Marketplace::with_sponsor_side(&side, &events);
+    let ranked = m.rank_sponsors(0, &w);
+    Ok(ranked_arrays(&ranked, &m.sponsor_ids, explain, |si| {
+        m.explain(si, 0, &w).1
+    }))
+}
+
+fn rank_for_sponsor(sponsor_id: Uuid, explain: bool) -> Result<RankedArrays, LoadError> {
+    let mut call = match_cache::begin()?;
+    if let Some(r) = match_cache::with_whole_built(&mut call, |whole| {
+        let si = whole.sponsor(sponsor_id)?;
+        let w = whole.weights;
+        let m = &*whole.m;
+        let ranked = m.rank_events(si, &w);
+        Ok::<_, LoadError>(ranked_arrays(&ranked, &m.event_ids, explain, |ei| {
+            m.explain(si, ei, &w).1
+        }))
+    })? {
+        return r;
+    }
+    // not cacheable here: load this sponsor and every event
+    let sponsors = load::sponsors(Some(&[sponsor_id]))?;
+    if sponsors.is_empty() {
+        return Err(LoadError::UnknownSponsor(sponsor_id));
+    }
+    let events = load::events(None)?;
+    let w = load::weights()?;
+    let ctx = load::context(Some(city_names(&sponsors[0])))?;
+    let m = Marketplace::build(&ctx, &sponsors, &events);
+    let ranked = m.rank_events(0, &w);
+    Ok(ranked_arrays(&ranked, &m.event_ids, explain, |ei| {
+        m.explain(0, ei, &w).1
+    }))
 }
 
 /// The sponsor's regions that may be cities (for the same-country rule).
@@ -31,85 +143,6 @@ fn city_names(s: &SponsorInput) -> Vec<String> {
         .filter(|r| *r != "global")
         .cloned()
         .collect()
-}
-
-/// How well a sponsor fits an event: a score in [0,1] and its explanation.
-///
-/// Unknown (or invisible) ids raise `no_data_found` (P0002).
-#[pg_extern(stable, parallel_safe)]
-pub fn fn_compute_match_score(
-    p_event_id: Uuid,
-    p_sponsor_id: Uuid,
-) -> TableIterator<'static, (name!(score, AnyNumeric), name!(breakdown, JsonB))> {
-    let (m, w) = load_pair(p_event_id, p_sponsor_id).or_raise();
-    let (ev, b) = m.explain(0, 0, &w);
-    TableIterator::once((numeric5(ev.score), JsonB(b)))
-}
-
-thread_local! {
-    /// Every sponsor, compiled, with the fingerprint of what it was compiled from. One event
-    /// against every sponsor reuses it call after call while nothing it depends on changed.
-    static SPONSOR_SIDE: RefCell<Option<(String, Rc<SponsorSide>)>> = const { RefCell::new(None) };
-}
-
-fn all_sponsors_compiled() -> Result<Rc<SponsorSide>, LoadError> {
-    let fingerprint = load::sponsor_fingerprint()?;
-    let cached = SPONSOR_SIDE.with(|c| {
-        c.borrow()
-            .as_ref()
-            .filter(|(f, _)| *f == fingerprint)
-            .map(|(_, side)| Rc::clone(side))
-    });
-    if let Some(side) = cached {
-        return Ok(side);
-    }
-    let sponsors = load::sponsors(None)?;
-    let ctx = load::context(None)?;
-    let side = Rc::new(SponsorSide::build(&ctx, &sponsors));
-    SPONSOR_SIDE.with(|c| *c.borrow_mut() = Some((fingerprint, Rc::clone(&side))));
-    Ok(side)
-}
-
-fn load_all_sponsors_and(event_id: Uuid) -> Result<(Marketplace, Weights), LoadError> {
-    let events = load::events(Some(&[event_id]))?;
-    if events.is_empty() {
-        return Err(LoadError::UnknownEvent(event_id));
-    }
-    let side = all_sponsors_compiled()?;
-    let w = load::weights()?;
-    Ok((Marketplace::with_sponsor_side(&side, &events), w))
-}
-
-fn load_all_events_and(sponsor_id: Uuid) -> Result<(Marketplace, Weights), LoadError> {
-    let sponsors = load::sponsors(Some(&[sponsor_id]))?;
-    if sponsors.is_empty() {
-        return Err(LoadError::UnknownSponsor(sponsor_id));
-    }
-    let events = load::events(None)?;
-    let w = load::weights()?;
-    let ctx = load::context(Some(city_names(&sponsors[0])))?;
-    Ok((Marketplace::build(&ctx, &sponsors, &events), w))
-}
-
-/// Ranked (position, score) rows as parallel arrays: ids, scores rounded to the five
-/// decimals of the stored score (SQL turns them into numeric), and breakdowns when asked.
-fn ranked_arrays(
-    ranked: &[(usize, f64)],
-    ids: &[[u8; 16]],
-    explain: bool,
-    breakdown: impl Fn(usize) -> serde_json::Value,
-) -> (Vec<Uuid>, Vec<f64>, Vec<Option<JsonB>>) {
-    (
-        ranked
-            .iter()
-            .map(|(i, _)| Uuid::from_bytes(ids[*i]))
-            .collect(),
-        ranked.iter().map(|(_, score)| round5(*score)).collect(),
-        ranked
-            .iter()
-            .map(|(i, _)| explain.then(|| JsonB(breakdown(*i))))
-            .collect(),
-    )
 }
 
 /// One event against every sponsor, best first, as parallel arrays (one call of this
@@ -122,15 +155,11 @@ pub fn event_match_arrays(
     'static,
     (
         name!(sponsor_ids, Vec<Uuid>),
-        name!(scores, Vec<f64>),
-        name!(breakdowns, Vec<Option<JsonB>>),
+        name!(scores, Vec<AnyNumeric>),
+        name!(breakdowns, Vec<Option<Jsonb>>),
     ),
 > {
-    let (m, w) = load_all_sponsors_and(p_event_id).or_raise();
-    let ranked = m.rank_sponsors(0, &w);
-    TableIterator::once(ranked_arrays(&ranked, &m.sponsor_ids, p_explain, |si| {
-        m.explain(si, 0, &w).1
-    }))
+    TableIterator::once(rank_for_event(p_event_id, p_explain).or_raise())
 }
 
 /// One sponsor against every event, best first, as parallel arrays
@@ -143,15 +172,52 @@ pub fn sponsor_match_arrays(
     'static,
     (
         name!(event_ids, Vec<Uuid>),
-        name!(scores, Vec<f64>),
-        name!(breakdowns, Vec<Option<JsonB>>),
+        name!(scores, Vec<AnyNumeric>),
+        name!(breakdowns, Vec<Option<Jsonb>>),
     ),
 > {
-    let (m, w) = load_all_events_and(p_sponsor_id).or_raise();
-    let ranked = m.rank_events(0, &w);
-    TableIterator::once(ranked_arrays(&ranked, &m.event_ids, p_explain, |ei| {
-        m.explain(0, ei, &w).1
-    }))
+    TableIterator::once(rank_for_sponsor(p_sponsor_id, p_explain).or_raise())
+}
+
+/// What this backend's compiled-marketplace cache holds and how it has been used.
+#[pg_extern(volatile, parallel_unsafe)]
+pub fn match_cache_status() -> TableIterator<
+    'static,
+    (
+        name!(sponsors, Option<i64>),
+        name!(events, Option<i64>),
+        name!(approx_bytes, Option<i64>),
+        name!(snapshot_xmin, Option<i64>),
+        name!(hits, i64),
+        name!(misses, i64),
+        name!(sponsor_side_builds, i64),
+        name!(whole_builds, i64),
+        name!(last_whole_build_ms, Option<f64>),
+        name!(next_build_after_ms, f64),
+        name!(skipped_too_big, i64),
+    ),
+> {
+    let s = match_cache::status();
+    TableIterator::once((
+        s.sponsors,
+        s.events,
+        s.bytes,
+        s.snapshot_xmin,
+        s.hits,
+        s.misses,
+        s.sponsor_side_builds,
+        s.whole_builds,
+        s.last_whole_build_ms,
+        s.next_build_after_ms,
+        s.skipped_too_big,
+    ))
+}
+
+/// Drops this backend's compiled-marketplace cache; returns true.
+#[pg_extern(volatile, parallel_unsafe)]
+pub fn match_cache_reset() -> bool {
+    match_cache::clear();
+    true
 }
 
 /// Loads the whole marketplace once.

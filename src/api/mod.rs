@@ -1,6 +1,8 @@
 //! The SQL-facing layer: thin `#[pg_extern]` wrappers over the pure modules.
 
+pub mod jsonb;
 pub mod load;
+pub mod match_cache;
 pub mod matching;
 pub mod quality;
 pub mod queue;

@@ -8,13 +8,15 @@
 //! others back; a failing row keeps its error, waits `base · 2^(attempts-1)` seconds, and after
 //! `sponsorship.recalc_max_attempts` stays in the queue as dead, for inspection.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use pgrx::pg_sys;
 use pgrx::prelude::*;
-use pgrx::{AnyNumeric, JsonB, PgTryBuilder, Uuid};
+use pgrx::{AnyNumeric, PgTryBuilder, Uuid};
 
+use super::jsonb::Jsonb;
 use super::load::{self, LoadError};
+use super::match_cache;
 use super::matching::{numeric5, top_pairs};
 use crate::error::{OrRaise, Plain};
 use crate::gucs;
@@ -103,7 +105,7 @@ struct MatchRow {
     event: Uuid,
     sponsor: Uuid,
     score: AnyNumeric,
-    breakdown: JsonB,
+    breakdown: Jsonb,
 }
 
 fn match_row(m: &Marketplace, si: usize, ei: usize, w: &Weights) -> MatchRow {
@@ -112,7 +114,7 @@ fn match_row(m: &Marketplace, si: usize, ei: usize, w: &Weights) -> MatchRow {
         event: Uuid::from_bytes(m.event_ids[ei]),
         sponsor: Uuid::from_bytes(m.sponsor_ids[si]),
         score: numeric5(ev.score),
-        breakdown: JsonB(b),
+        breakdown: Jsonb(b),
     }
 }
 
@@ -187,44 +189,10 @@ fn dedup(mut ids: Vec<Uuid>) -> Vec<Uuid> {
     ids
 }
 
-/// Scores everything the rows name and writes the matches. Returns pairs written.
+/// Scores everything the rows name and writes the matches. Returns pairs written. Uses the
+/// backend's compiled marketplace when it is current (a backlog drained while nothing
+/// changes), else loads what the rows name.
 fn process(rows: &[QueueRow], top_k: usize) -> Result<usize, LoadError> {
-    let all_sponsors = rows.iter().any(|r| r.sponsor.is_none());
-    let all_events = rows.iter().any(|r| r.event.is_none());
-    let sponsor_ids = dedup(rows.iter().filter_map(|r| r.sponsor).collect());
-    let event_ids = dedup(rows.iter().filter_map(|r| r.event).collect());
-    let sponsors = load::sponsors((!all_sponsors).then_some(&sponsor_ids[..]))?;
-    let events = load::events((!all_events).then_some(&event_ids[..]))?;
-    let w = load::weights()?;
-    let ctx = load::context(None)?;
-    let m = Marketplace::build(&ctx, &sponsors, &events);
-    let (s_index, e_index) = m.positions();
-
-    let mut wanted: HashSet<(usize, usize)> = HashSet::new();
-    for r in rows {
-        match (r.event, r.sponsor) {
-            (Some(e), Some(s)) => {
-                if let (Some(&ei), Some(&si)) =
-                    (e_index.get(e.as_bytes()), s_index.get(s.as_bytes()))
-                {
-                    wanted.insert((si, ei));
-                }
-            }
-            (Some(e), None) => {
-                if let Some(&ei) = e_index.get(e.as_bytes()) {
-                    let best = m.rank_sponsors(ei, &w).into_iter().take(top_k);
-                    wanted.extend(best.map(|(si, _)| (si, ei)));
-                }
-            }
-            (None, Some(s)) => {
-                if let Some(&si) = s_index.get(s.as_bytes()) {
-                    let best = m.rank_events(si, &w).into_iter().take(top_k);
-                    wanted.extend(best.map(|(ei, _)| (si, ei)));
-                }
-            }
-            (None, None) => {}
-        }
-    }
     // Stored matches of rescored events and sponsors are refreshed too, so no stale score
     // survives a change.
     let whole_events: Vec<Uuid> = rows
@@ -237,20 +205,87 @@ fn process(rows: &[QueueRow], top_k: usize) -> Result<usize, LoadError> {
         .filter(|r| r.event.is_none())
         .filter_map(|r| r.sponsor)
         .collect();
-    if !whole_events.is_empty() || !whole_sponsors.is_empty() {
-        for (e, s) in existing_pairs(&whole_events, &whole_sponsors)? {
-            if let (Some(&ei), Some(&si)) = (e_index.get(e.as_bytes()), s_index.get(s.as_bytes())) {
-                wanted.insert((si, ei));
+    let existing = if whole_events.is_empty() && whole_sponsors.is_empty() {
+        Vec::new()
+    } else {
+        existing_pairs(&whole_events, &whole_sponsors)?
+    };
+
+    let mut call = match_cache::begin()?;
+    if let Some((out, version)) = match_cache::with_whole_retimed(&call, |whole| {
+        let (s_index, e_index) = whole.positions();
+        let w = whole.weights;
+        (
+            match_rows(rows, &existing, top_k, whole.m, &w, s_index, e_index),
+            w.version,
+        )
+    }) {
+        return Ok(upsert(out, version)?);
+    }
+
+    let started = std::time::Instant::now();
+    let all_sponsors = rows.iter().any(|r| r.sponsor.is_none());
+    let all_events = rows.iter().any(|r| r.event.is_none());
+    let sponsor_ids = dedup(rows.iter().filter_map(|r| r.sponsor).collect());
+    let event_ids = dedup(rows.iter().filter_map(|r| r.event).collect());
+    let sponsors = load::sponsors((!all_sponsors).then_some(&sponsor_ids[..]))?;
+    let events = load::events((!all_events).then_some(&event_ids[..]))?;
+    let w = load::weights()?;
+    let ctx = load::context(None)?;
+    let m = Marketplace::build(&ctx, &sponsors, &events);
+    let (s_index, e_index) = m.positions();
+    let out = match_rows(rows, &existing, top_k, &m, &w, &s_index, &e_index);
+    match_cache::went_without(&mut call, started.elapsed())?;
+    Ok(upsert(out, w.version)?)
+}
+
+/// The matches the rows ask for: each pair, the best `top_k` of each event or sponsor to
+/// rescore against everything, and the stored pairs of those.
+fn match_rows(
+    rows: &[QueueRow],
+    existing: &[(Uuid, Uuid)],
+    top_k: usize,
+    m: &Marketplace,
+    w: &Weights,
+    s_index: &HashMap<[u8; 16], usize>,
+    e_index: &HashMap<[u8; 16], usize>,
+) -> Vec<MatchRow> {
+    let mut wanted: HashSet<(usize, usize)> = HashSet::new();
+    for r in rows {
+        match (r.event, r.sponsor) {
+            (Some(e), Some(s)) => {
+                if let (Some(&ei), Some(&si)) =
+                    (e_index.get(e.as_bytes()), s_index.get(s.as_bytes()))
+                {
+                    wanted.insert((si, ei));
+                }
             }
+            (Some(e), None) => {
+                if let Some(&ei) = e_index.get(e.as_bytes()) {
+                    let best = m.rank_sponsors(ei, w).into_iter().take(top_k);
+                    wanted.extend(best.map(|(si, _)| (si, ei)));
+                }
+            }
+            (None, Some(s)) => {
+                if let Some(&si) = s_index.get(s.as_bytes()) {
+                    let best = m.rank_events(si, w).into_iter().take(top_k);
+                    wanted.extend(best.map(|(ei, _)| (si, ei)));
+                }
+            }
+            (None, None) => {}
+        }
+    }
+    for (e, s) in existing {
+        if let (Some(&ei), Some(&si)) = (e_index.get(e.as_bytes()), s_index.get(s.as_bytes())) {
+            wanted.insert((si, ei));
         }
     }
     let mut pairs: Vec<(usize, usize)> = wanted.into_iter().collect();
     pairs.sort_unstable();
-    let out = pairs
+    pairs
         .into_iter()
-        .map(|(si, ei)| match_row(&m, si, ei, &w))
-        .collect();
-    Ok(upsert(out, w.version)?)
+        .map(|(si, ei)| match_row(m, si, ei, w))
+        .collect()
 }
 
 fn mark_done(ids: &[i64]) {

@@ -316,6 +316,11 @@ impl Marketplace {
 
     /// Every pair, in cache-sized blocks, keeping the `k` best per event and per sponsor.
     pub fn top_matches(&self, k: usize, w: &Weights) -> TopMatches {
+        self.top_matches_impl(k, w)
+    }
+
+    #[inline(always)]
+    fn top_matches_impl(&self, k: usize, w: &Weights) -> TopMatches {
         let (ns, ne) = (self.sponsors.len(), self.events.len());
         let mut per_event: Vec<TopK> = (0..ne).map(|_| TopK::new(k)).collect();
         let mut per_sponsor: Vec<TopK> = (0..ns).map(|_| TopK::new(k)).collect();

@@ -37,6 +37,11 @@ pub struct EventInput {
     pub starts_in_days: f64,
     /// Days from now to the end, when the event has one.
     pub ends_in_days: Option<f64>,
+    /// The start and end as Unix epoch seconds, when known: a compiled event kept between
+    /// calls is re-timed from them (see `CompiledEvent::retime`). Loaders compute the two
+    /// `*_in_days` fields from these with [`days_until`], so both give identical values.
+    pub start_epoch: Option<f64>,
+    pub end_epoch: Option<f64>,
     pub has_insights: bool,
     /// Measured age segments (segment -> share).
     pub age_segments: Vec<(String, f64)>,
@@ -121,6 +126,11 @@ impl Weights {
             objectives_similarity,
         })
     }
+}
+
+/// Days from `now_epoch` to `epoch` (both Unix epoch seconds); negative once past.
+pub fn days_until(epoch: f64, now_epoch: f64) -> f64 {
+    (epoch - now_epoch) / 86_400.0
 }
 
 /// Lower-cases and trims a free-form label; empty labels are dropped by the callers.

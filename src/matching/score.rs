@@ -22,7 +22,7 @@
 
 use std::collections::HashMap;
 
-use super::model::{norm, EventInput, MarketContext, SponsorInput, Weights};
+use super::model::{days_until, norm, EventInput, MarketContext, SponsorInput, Weights};
 
 pub const MODEL_VERSION: &str = "sponsorship-match/1";
 pub const NEUTRAL: f64 = 0.5;
@@ -118,8 +118,9 @@ pub struct World {
     /// Place ids that some sponsor targets as an audience region (matched against the keys
     /// of events' geo distributions).
     region_targets: Vec<(u32, String)>,
-    /// (tier id, currency id) -> median package price.
-    tier_median: HashMap<(u32, u32), i64>,
+    /// Median package price by [tier id][currency id] (a dense table: it is read for every
+    /// pair whose event sells nothing in the sponsor's currency).
+    tier_median: Vec<Vec<Option<i64>>>,
     /// city place id -> country place ids.
     city_countries: HashMap<u32, Vec<u32>>,
 }
@@ -162,6 +163,29 @@ pub struct CompiledEvent {
     pub starts_in_days: f64,
     pub days_since_end: Option<f64>,
     pub temporal: f64,
+    /// Start and end (or start) as epoch seconds, when the input had them.
+    pub start_epoch: Option<f64>,
+    pub end_epoch: Option<f64>,
+}
+
+/// Days since the end of an event (None while it has not ended), given the days to its
+/// end (or to its start when it has no end).
+fn days_since(ends_in_days: f64) -> Option<f64> {
+    (ends_in_days < 0.0).then_some(-ends_in_days)
+}
+
+impl CompiledEvent {
+    /// The timing of this event as seen at `now_epoch`, computed exactly as a fresh load at
+    /// that moment would compute it (a no-op for inputs without epochs).
+    pub fn retime(&mut self, now_epoch: f64) {
+        let Some(start) = self.start_epoch else {
+            return;
+        };
+        self.starts_in_days = days_until(start, now_epoch);
+        let ends = days_until(self.end_epoch.unwrap_or(start), now_epoch);
+        self.days_since_end = days_since(ends);
+        self.temporal = temporal_fit(self.days_since_end);
+    }
 }
 
 impl World {
@@ -170,7 +194,14 @@ impl World {
         for ((tier, currency), price) in &ctx.tier_median_price {
             let t = w.tiers.id(&norm(tier));
             let c = w.currencies.id(currency.trim());
-            w.tier_median.insert((t, c), *price);
+            let (t, c) = (t as usize, c as usize);
+            if w.tier_median.len() <= t {
+                w.tier_median.resize(t + 1, Vec::new());
+            }
+            if w.tier_median[t].len() <= c {
+                w.tier_median[t].resize(c + 1, None);
+            }
+            w.tier_median[t][c] = Some(*price);
         }
         for (city, countries) in &ctx.city_countries {
             let c = w.places.id(&norm(city));
@@ -181,7 +212,11 @@ impl World {
     }
 
     pub fn tier_median(&self, tier: u32, currency: u32) -> Option<i64> {
-        self.tier_median.get(&(tier, currency)).copied()
+        self.tier_median
+            .get(tier as usize)
+            .and_then(|by_currency| by_currency.get(currency as usize))
+            .copied()
+            .flatten()
     }
 
     /// Compile sponsors before events: events' geo keys are matched against the regions
@@ -279,10 +314,7 @@ impl World {
             geo.push((matches, *share));
             geo_keys.push(place.clone());
         }
-        let days_since_end = {
-            let end = e.ends_in_days.unwrap_or(e.starts_in_days);
-            (end < 0.0).then_some(-end)
-        };
+        let days_since_end = days_since(e.ends_in_days.unwrap_or(e.starts_in_days));
         CompiledEvent {
             category: e.category.as_deref().map(|c| self.categories.id(&norm(c))),
             city: e.city.as_deref().map(|c| self.places.id(&norm(c))),
@@ -301,6 +333,8 @@ impl World {
             starts_in_days: e.starts_in_days,
             days_since_end,
             temporal: temporal_fit(days_since_end),
+            start_epoch: e.start_epoch,
+            end_epoch: e.end_epoch.or(e.start_epoch),
         }
     }
 }
@@ -361,10 +395,65 @@ pub enum GeoRule {
     NoEventLocation,
 }
 
-/// Dot product with a fixed summation order (eight running sums, then a fixed reduction),
-/// so a pair scores the same whichever way it is reached.
+/// Dot product with a fixed summation order, so a pair scores the same whichever way it is
+/// reached: with AVX2 and FMA when the CPU has them (chosen once per process), else the
+/// portable form. It is most of the batch kernel's time at 384 dimensions.
 #[inline]
 pub fn dot(a: &[f32], b: &[f32]) -> f32 {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if has_avx2_fma() {
+            // SAFETY: the CPU supports the features the function is compiled for.
+            return unsafe { dot_avx2_fma(a, b) };
+        }
+    }
+    dot_portable(a, b)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[inline]
+fn has_avx2_fma() -> bool {
+    use std::sync::OnceLock;
+    static HAS: OnceLock<bool> = OnceLock::new();
+    *HAS.get_or_init(|| is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma"))
+}
+
+/// Four running sums of eight lanes (32 products a step), then a fixed reduction.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn dot_avx2_fma(a: &[f32], b: &[f32]) -> f32 {
+    use std::arch::x86_64::*;
+    let n = a.len().min(b.len());
+    let (pa, pb) = (a.as_ptr(), b.as_ptr());
+    let mut acc = [_mm256_setzero_ps(); 4];
+    let mut i = 0;
+    while i + 32 <= n {
+        for (k, sum) in acc.iter_mut().enumerate() {
+            let x = _mm256_loadu_ps(pa.add(i + 8 * k));
+            let y = _mm256_loadu_ps(pb.add(i + 8 * k));
+            *sum = _mm256_fmadd_ps(x, y, *sum);
+        }
+        i += 32;
+    }
+    while i + 8 <= n {
+        let x = _mm256_loadu_ps(pa.add(i));
+        let y = _mm256_loadu_ps(pb.add(i));
+        acc[0] = _mm256_fmadd_ps(x, y, acc[0]);
+        i += 8;
+    }
+    let sum = _mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3]));
+    let lanes: [f32; 8] = std::mem::transmute(sum);
+    let mut total =
+        ((lanes[0] + lanes[4]) + (lanes[1] + lanes[5])) + ((lanes[2] + lanes[6]) + (lanes[3] + lanes[7]));
+    while i < n {
+        total += *pa.add(i) * *pb.add(i);
+        i += 1;
+    }
+    total
+}
+
+/// Eight running sums, then a fixed reduction.
+pub fn dot_portable(a: &[f32], b: &[f32]) -> f32 {
     let mut acc = [0f32; 8];
     let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
     let (ra, rb) = (ca.remainder(), cb.remainder());

@@ -32,6 +32,8 @@ fn event() -> EventInput {
         country: Some("US".into()),
         starts_in_days: 10.0,
         ends_in_days: Some(11.0),
+        start_epoch: None,
+        end_epoch: None,
         has_insights: true,
         age_segments: vec![("25-34".into(), 1.0)],
         geo_distribution: vec![("Austin".into(), 1.0)],
@@ -367,6 +369,8 @@ fn random_marketplace(
                 country: Some(countries[c].into()),
                 starts_in_days: r.next() * 400.0 - 200.0,
                 ends_in_days: None,
+                start_epoch: None,
+                end_epoch: None,
                 has_insights: true,
                 age_segments: {
                     let mut v = Vec::new();
@@ -474,5 +478,64 @@ fn the_stored_compact_breakdown_is_the_top_level_of_the_full_one() {
             }
             assert!(compact.get("factors").is_none());
         }
+    }
+}
+
+/// An event as a loader builds it at `now`: days computed from the epochs.
+fn event_at(start: f64, end: Option<f64>, now: f64) -> EventInput {
+    use super::model::days_until;
+    EventInput {
+        starts_in_days: days_until(start, now),
+        ends_in_days: end.map(|e| days_until(e, now)),
+        start_epoch: Some(start),
+        end_epoch: end,
+        ..event()
+    }
+}
+
+#[test]
+fn a_compiled_event_retimed_later_equals_one_compiled_then() {
+    let start = 1_800_000_000.25;
+    let end = Some(start + 3.0 * 86_400.0);
+    let then = start + 40.0 * 86_400.0 + 0.123_456;
+    for (now0, end) in [(start - 86_400.0, end), (start - 5.0, None), (start + 10.0, end)] {
+        let early = Marketplace::build(&MarketContext::default(), &[sponsor()], &[event_at(start, end, now0)]);
+        let fresh = Marketplace::build(&MarketContext::default(), &[sponsor()], &[event_at(start, end, then)]);
+        let mut retimed = early.events[0].clone();
+        retimed.retime(then);
+        let f = &fresh.events[0];
+        assert_eq!(retimed.starts_in_days.to_bits(), f.starts_in_days.to_bits());
+        assert_eq!(retimed.days_since_end.map(f64::to_bits), f.days_since_end.map(f64::to_bits));
+        assert_eq!(retimed.temporal.to_bits(), f.temporal.to_bits());
+        assert!(retimed.temporal < 1.0, "the event has ended by then");
+    }
+}
+
+#[test]
+fn retiming_an_event_without_epochs_changes_nothing() {
+    let m = Marketplace::build(&MarketContext::default(), &[sponsor()], &[event()]);
+    let mut e = m.events[0].clone();
+    e.retime(4_000_000_000.0);
+    assert_eq!(e.temporal, m.events[0].temporal);
+    assert_eq!(e.starts_in_days, m.events[0].starts_in_days);
+}
+
+#[test]
+fn the_fast_dot_product_agrees_with_the_portable_one_at_every_length() {
+    use super::score::{dot, dot_portable};
+    let mut seed = 7u64;
+    let mut next = || {
+        seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        ((seed >> 40) as f32 / (1u64 << 24) as f32) - 0.5
+    };
+    for n in [0usize, 1, 3, 7, 8, 9, 31, 32, 33, 100, 384, 385, 1000] {
+        let a: Vec<f32> = (0..n).map(|_| next()).collect();
+        let b: Vec<f32> = (0..n).map(|_| next()).collect();
+        let exact: f64 = a.iter().zip(&b).map(|(x, y)| *x as f64 * *y as f64).sum();
+        let (fast, portable) = (dot(&a, &b) as f64, dot_portable(&a, &b) as f64);
+        assert!((fast - exact).abs() < 1e-4, "n={n}: {fast} vs {exact}");
+        assert!((portable - exact).abs() < 1e-4, "n={n}: {portable} vs {exact}");
+        // the same inputs always give the same bits
+        assert_eq!(dot(&a, &b).to_bits(), dot(&a, &b).to_bits());
     }
 }

@@ -784,3 +784,204 @@ fn one_event_against_all_sponsors_follows_every_change_between_calls() {
     );
     assert_eq!(n, 16);
 }
+
+/// The score and breakdown of a pair, from the cache if the session holds one, and with the
+/// cache switched off, in one transaction (so both see the same now()).
+fn cached_and_uncached(c: &mut Client, event: &str, sponsor: &str) -> ((String, String), (String, String)) {
+    let q = format!("SELECT score::text, breakdown::text FROM sponsorship.fn_compute_match_score('{event}', '{sponsor}')");
+    let mut tx = c.transaction().unwrap();
+    let a = tx.query_one(&q, &[]).unwrap();
+    tx.batch_execute("SET LOCAL sponsorship.match_cache_mb = 0").unwrap();
+    let b = tx.query_one(&q, &[]).unwrap();
+    tx.commit().unwrap();
+    ((a.get(0), a.get(1)), (b.get(0), b.get(1)))
+}
+
+fn cache_hits(c: &mut Client) -> i64 {
+    scalar_i64(c, "SELECT hits FROM sponsorship.match_cache_status()")
+}
+
+#[test]
+fn the_cached_marketplace_serves_only_what_the_callers_snapshot_would_read() {
+    let mut db = TestDb::with_extension("wholecache");
+    small_marketplace(&mut db);
+    let mut other = db.connect();
+    let c = &mut db.client;
+    let event = scalar_string(c, "SELECT md5('e2')::uuid::text");
+    let sponsor = scalar_string(c, "SELECT md5('s3')::uuid::text");
+
+    // one sponsor against every event builds the whole marketplace in this backend
+    scalar_i64(c, &format!("SELECT count(*) FROM sponsorship.fn_compute_sponsor_matches('{sponsor}')"));
+    let (sponsors, events) = {
+        let r = c.query_one("SELECT sponsors, events FROM sponsorship.match_cache_status()", &[]).unwrap();
+        (r.get::<_, Option<i64>>(0), r.get::<_, Option<i64>>(1))
+    };
+    assert_eq!((sponsors, events), (Some(15), Some(20)));
+
+    // a cached pair is exactly the uncached pair, breakdown included, and it was a cache hit
+    let before = cache_hits(c);
+    let (cached, uncached) = cached_and_uncached(c, &event, &sponsor);
+    assert_eq!(cached, uncached);
+    assert_eq!(cache_hits(c), before + 1, "the first call was served from the cache");
+    let original = cached.0.clone();
+
+    // a change committed by another session is seen at once
+    other
+        .batch_execute(&format!(
+            "UPDATE sponsorship.sponsor_profiles SET annual_budget_cents = 1, regions = ARRAY['Berlin'] WHERE sponsor_id = '{sponsor}'"
+        ))
+        .unwrap();
+    let (cached, uncached) = cached_and_uncached(c, &event, &sponsor);
+    assert_eq!(cached, uncached);
+    assert_ne!(cached.0, original, "the edit changes the score");
+    let edited = cached.0.clone();
+
+    // a repeatable-read transaction keeps reading its snapshot, cache or not
+    scalar_i64(c, &format!("SELECT count(*) FROM sponsorship.fn_compute_sponsor_matches('{sponsor}')"));
+    c.batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ").unwrap();
+    let q = format!("SELECT score::text FROM sponsorship.fn_compute_match_score('{event}', '{sponsor}')");
+    assert_eq!(scalar_string(c, &q), edited);
+    other
+        .batch_execute(&format!("UPDATE sponsorship.sponsor_profiles SET annual_budget_cents = 900000000 WHERE sponsor_id = '{sponsor}'"))
+        .unwrap();
+    assert_eq!(scalar_string(c, &q), edited, "the snapshot does not see the other session's change");
+    c.batch_execute("COMMIT").unwrap();
+    let (cached, uncached) = cached_and_uncached(c, &event, &sponsor);
+    assert_eq!(cached, uncached);
+    assert_ne!(cached.0, edited);
+    let rich = cached.0.clone();
+
+    // this session's own uncommitted change is seen, and its rollback
+    c.batch_execute(&format!(
+        "BEGIN; UPDATE sponsorship.sponsor_profiles SET annual_budget_cents = 1 WHERE sponsor_id = '{sponsor}'"
+    ))
+    .unwrap();
+    assert_ne!(scalar_string(c, &q), rich);
+    c.batch_execute("ROLLBACK").unwrap();
+    assert_eq!(cached_and_uncached(c, &event, &sponsor).0 .0, rich);
+
+    // a direct REFRESH MATERIALIZED VIEW of the quality scores is noticed (event trigger):
+    // insights change with triggers off (no log row), so only the refresh can tell
+    scalar_i64(c, &format!("SELECT count(*) FROM sponsorship.fn_compute_sponsor_matches('{sponsor}')"));
+    other
+        .batch_execute(&format!(
+            "SET session_replication_role = replica;
+             UPDATE sponsorship.event_audience_insights SET engagement_score = 100 - engagement_score,
+                    social_mentions = 9000, sentiment_score = 1 WHERE event_id = '{event}';
+             SET session_replication_role = origin;"
+        ))
+        .unwrap();
+    let (cached, uncached) = cached_and_uncached(c, &event, &sponsor);
+    assert_eq!(cached, uncached);
+    assert_eq!(cached.0, rich, "the quality view is not refreshed yet");
+    other.batch_execute("REFRESH MATERIALIZED VIEW sponsorship.mv_event_quality_scores").unwrap();
+    let (cached, uncached) = cached_and_uncached(c, &event, &sponsor);
+    assert_eq!(cached, uncached);
+    assert_ne!(cached.0, rich, "the refreshed quality score changes the match");
+}
+
+#[test]
+fn the_cached_marketplace_is_never_shared_between_callers() {
+    let mut db = TestDb::with_extension("cacheviewers");
+    small_marketplace(&mut db);
+    let c = &mut db.client;
+    c.batch_execute(
+        "UPDATE sponsorship.events SET visibility = 'private' WHERE id = md5('e3')::uuid;
+         INSERT INTO sponsorship.org_members (org_id, user_id, role)
+         SELECT org_id, '00000000-0000-0000-0000-00000000a001', 'viewer' FROM sponsorship.events WHERE id = md5('e3')::uuid;
+         GRANT USAGE ON SCHEMA sponsorship TO authenticated;",
+    )
+    .unwrap();
+    let event = scalar_string(c, "SELECT md5('e3')::uuid::text");
+    let sponsor = scalar_string(c, "SELECT md5('s1')::uuid::text");
+    let q = format!("SELECT score::text FROM sponsorship.fn_compute_match_score('{event}', '{sponsor}')");
+    // the superuser builds a cache that holds the private event
+    scalar_i64(c, &format!("SELECT count(*) FROM sponsorship.fn_compute_sponsor_matches('{sponsor}')"));
+    assert_eq!(scalar_i64(c, "SELECT events FROM sponsorship.match_cache_status()"), 20);
+    let owner_view = scalar_string(c, &q);
+    // anon may not see it, cache or not
+    c.batch_execute("SET ROLE anon").unwrap();
+    expect_error(c, &q, "P0002");
+    scalar_i64(c, &format!("SELECT count(*) FROM sponsorship.fn_compute_sponsor_matches('{sponsor}')"));
+    assert_eq!(scalar_i64(c, "SELECT events FROM sponsorship.match_cache_status()"), 19, "anon's own cache");
+    expect_error(c, &q, "P0002");
+    // a signed-in member of the organizer may
+    c.batch_execute(
+        "RESET ROLE; SET ROLE authenticated;
+         SELECT set_config('request.jwt.claims', '{\"sub\":\"00000000-0000-0000-0000-00000000a001\"}', false);",
+    )
+    .unwrap();
+    assert_eq!(scalar_string(c, &q), owner_view);
+    // and a signed-in stranger may not, right after the member's call
+    c.batch_execute("SELECT set_config('request.jwt.claims', '{\"sub\":\"00000000-0000-0000-0000-00000000a002\"}', false)")
+        .unwrap();
+    expect_error(c, &q, "P0002");
+    c.batch_execute("RESET ROLE").unwrap();
+}
+
+#[test]
+fn per_pair_calls_alone_build_the_cache_once_they_have_cost_a_build() {
+    let mut db = TestDb::with_extension("cacherent");
+    small_marketplace(&mut db);
+    let c = &mut db.client;
+    // pairs in a loop; each call without the cache adds its time, so this ends
+    c.batch_execute(
+        "DO $$
+         DECLARE n int := 0;
+         BEGIN
+           LOOP
+             PERFORM * FROM sponsorship.fn_compute_match_score(md5('e' || (1 + n % 20))::uuid, md5('s' || (1 + n % 15))::uuid);
+             n := n + 1;
+             EXIT WHEN (SELECT whole_builds FROM sponsorship.match_cache_status()) > 0 OR n >= 200000;
+           END LOOP;
+           PERFORM set_config('test.calls', n::text, false);
+         END $$",
+    )
+    .unwrap();
+    let calls = scalar_i64(c, "SELECT current_setting('test.calls')::int8");
+    let r = c
+        .query_one("SELECT whole_builds, events, misses, hits FROM sponsorship.match_cache_status()", &[])
+        .unwrap();
+    assert_eq!(r.get::<_, i64>(0), 1, "built once, after {calls} calls");
+    assert_eq!(r.get::<_, Option<i64>>(1), Some(20));
+    assert!(calls >= 2, "the first call does not build it (a backend that scores one pair never pays a build)");
+    // from then on pairs come from it
+    let hits = r.get::<_, i64>(3);
+    scalar_i64(c, "SELECT count(*) FROM sponsorship.fn_compute_match_score(md5('e1')::uuid, md5('s1')::uuid)");
+    assert_eq!(cache_hits(c), hits + 1);
+}
+
+#[test]
+fn the_change_log_is_pruned_and_a_cache_older_than_the_pruning_rebuilds() {
+    let mut db = TestDb::with_extension("cacheprune");
+    small_marketplace(&mut db);
+    let c = &mut db.client;
+    assert!(scalar_i64(c, "SELECT count(*) FROM sponsorship.match_input_changes") > 0, "the load left rows");
+    scalar_i64(c, "SELECT count(*) FROM sponsorship.fn_compute_sponsor_matches(md5('s1')::uuid)");
+    let builds = scalar_i64(c, "SELECT sponsor_side_builds FROM sponsorship.match_cache_status()");
+    // one more change, then prune everything older than now
+    let xid = scalar_string(
+        c,
+        "UPDATE sponsorship.sponsors SET name = name || '!' WHERE id = md5('s1')::uuid RETURNING pg_current_xact_id()::text",
+    );
+    // (a transaction running anywhere in the cluster holds the horizon back; wait for it)
+    let mut pruned = 0;
+    for _ in 0..400 {
+        pruned += scalar_i64(c, "SELECT sponsorship.prune_match_input_changes(interval '0')::int8");
+        if scalar_i64(c, &format!("SELECT count(*) FROM sponsorship.match_input_changes WHERE xid <= '{xid}'")) == 0 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(pruned >= 2, "pruned {pruned}: the load's row and the update's");
+    assert_eq!(scalar_i64(c, &format!("SELECT count(*) FROM sponsorship.match_input_changes WHERE xid <= '{xid}'")), 0);
+    // the cache was read before the pruned rows: it rebuilds rather than miss the change
+    scalar_i64(c, "SELECT count(*) FROM sponsorship.fn_compute_sponsor_matches(md5('s1')::uuid)");
+    assert_eq!(scalar_i64(c, "SELECT sponsor_side_builds FROM sponsorship.match_cache_status()"), builds + 1);
+    // bad input
+    expect_error(c, "SELECT sponsorship.prune_match_input_changes(interval '-1 day')", "22023");
+    // the log is service-only
+    c.batch_execute("SET ROLE authenticated").unwrap();
+    expect_error(c, "SELECT count(*) FROM sponsorship.match_input_changes", "42501");
+    c.batch_execute("RESET ROLE").unwrap();
+}
