@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Benchmarks. Usage: scripts/bench.sh [matching] [--sponsors N] [--events N] [--pairs N]
+# Benchmarks. Usage: scripts/bench.sh matching|embed|search [--sponsors N] [--events N] [--pairs N]
+# (search: --events defaults to 100000)
 # Starts its own cluster (as the demo does), builds a synthetic marketplace and prints each
 # figure as a ratio against a baseline measured in the same session.
 set -euo pipefail
@@ -7,6 +8,7 @@ source "$(dirname "$0")/lib.sh"
 
 what="${1:-matching}"
 sponsors=2000 events=20000 pairs=3000
+[ "$what" = search ] && events=100000
 shift || true
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -39,5 +41,30 @@ case "$what" in
     echo '━━ Matching benchmark ━━'
     psql -X -c "SELECT measure, value, unit, baseline, (ratio || 'x') AS ratio, target FROM bench.results"
     ;;
-  *) echo "unknown benchmark '$what' (known: matching)" >&2; exit 2 ;;
+  embed)
+    venv="${SPONSORSHIP_ST_VENV:-/opt/sponsorship-st}"
+    if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c "import sentence_transformers" 2>/dev/null; then
+      say "installing sentence-transformers (the reference; CPU torch, about 6 GB) into $venv"
+      python3 -m venv "$venv"
+      "$venv/bin/pip" install -q sentence-transformers
+    fi
+    model_dir="$(psql -XtAc "SHOW sponsorship.model_path" 2>/dev/null || true)"
+    [ -n "$model_dir" ] || model_dir=/usr/local/share/sponsorship/all-MiniLM-L6-v2
+    say "sentence-transformers, one thread, on bench/sentences.txt"
+    py="$("$venv/bin/python" "$REPO_ROOT/bench/embed_reference.py" "$model_dir" "$REPO_ROOT/bench/sentences.txt" 5 16)"
+    echo "   $py"
+    py_one="$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["one_at_a_time_per_s"])' "$py")"
+    py_batched="$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["batched_per_s"])' "$py")"
+    say "the extension, one backend, on the same sentences"
+    psql -X -q -v ON_ERROR_STOP=1 -v sentences="$REPO_ROOT/bench/sentences.txt" -v passes=5 \
+         -v py_one="$py_one" -v py_batched="$py_batched" -f "$REPO_ROOT/bench/embed.sql"
+    ;;
+  search)
+    say "text search over $events events (embeds 5,000 texts first: a minute or two)"
+    psql -X -q -c "ALTER SYSTEM SET sponsorship.worker_enabled = off" -c "SELECT pg_reload_conf()" >/dev/null
+    psql -X -q -v ON_ERROR_STOP=1 -v events="$events" -v queries="$REPO_ROOT/bench/queries.txt" \
+         -f "$REPO_ROOT/bench/search.sql"
+    psql -X -q -c "ALTER SYSTEM RESET sponsorship.worker_enabled" -c "SELECT pg_reload_conf()" >/dev/null
+    ;;
+  *) echo "unknown benchmark '$what' (known: matching, embed, search)" >&2; exit 2 ;;
 esac

@@ -23,6 +23,17 @@ psql -X -q -v ON_ERROR_STOP=1 -f "$REPO_ROOT/demo/load_marketplace.sql"
 say "loaded in $(( $(date +%s) - start ))s"
 
 psql -X -q -v ON_ERROR_STOP=1 -f "$REPO_ROOT/demo/summary.sql"
+say "computing embeddings inside Postgres: two sessions call backfill_embeddings() side by side"
+psql -X -q -c "SELECT embedding, total, stale AS waiting_for_an_embedding FROM sponsorship.embedding_coverage()"
+start=$(date +%s)
+backfill='DO $$ BEGIN LOOP EXIT WHEN sponsorship.backfill_embeddings(64) = 0; END LOOP; END $$'
+psql -X -q -v ON_ERROR_STOP=1 -c "$backfill" &
+psql -X -q -v ON_ERROR_STOP=1 -c "$backfill"
+wait
+elapsed=$(( $(date +%s) - start ))
+texts=$(psql -XtAc "SELECT sum(current) FROM sponsorship.embedding_coverage()")
+say "embedded $texts texts in ${elapsed}s ($(( texts / (elapsed > 0 ? elapsed : 1) )) texts/s on two cores; long event descriptions cost more than short sentences)"
+psql -X -q -v ON_ERROR_STOP=1 -f "$REPO_ROOT/demo/search.sql"
 psql -X -q -v ON_ERROR_STOP=1 -f "$REPO_ROOT/demo/matching.sql"
 
 echo

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # README command 2: runs every test.
-#   1. pure unit tests and the in-database #[pg_test] suites (cargo pgrx test, which starts
-#      its own throwaway cluster as the postgres user);
+#   1. the embedding model's tests (the minilm crate), the pure unit tests and the in-database
+#      #[pg_test] suites (cargo pgrx test, which starts its own throwaway cluster as the
+#      postgres user);
 #   2. the out-of-process tests in tests/ against a fresh cluster running the installed
 #      extension with pgvector and pg_cron.
 # Sets the machine up first (skipping what is already there). Safe to re-run.
@@ -17,6 +18,9 @@ PGRX_TEST_DATA="${SPONSORSHIP_PGRX_TEST_PGDATA:-/tmp/sponsorship-pgrx-test}"
 stop_all_clusters
 # cargo pgrx test installs its own build: never under a server that has the old one loaded.
 rm -f "$("$PG_CONFIG" --pkglibdir)/sponsorship.so"
+say "the embedding model's own tests (minilm crate, against sentence-transformers' vectors)"
+(cd "$REPO_ROOT" && MINILM_MODEL_DIR="${SPONSORSHIP_MODEL_DIR:-/usr/local/share/sponsorship/all-MiniLM-L6-v2}" \
+   cargo test -p minilm --release) 2>&1 | tee -a "$RESULTS"
 say "unit tests and #[pg_test] suites"
 (cd "$REPO_ROOT" && cargo pgrx test pg15 --runas postgres --pgdata "$PGRX_TEST_DATA") 2>&1 | tee -a "$RESULTS"
 

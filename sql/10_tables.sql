@@ -59,6 +59,7 @@ CREATE TABLE sponsorship.sponsor_profiles (
     preferred_categories    text[] NOT NULL DEFAULT '{}',
     regions                 text[] NOT NULL DEFAULT '{}',
     objectives_embedding    vector(384),
+    objectives_embedding_stale boolean NOT NULL DEFAULT false,
     updated_at              timestamptz NOT NULL DEFAULT now(),
     CONSTRAINT sponsor_profiles_audience_ages_are_shares CHECK (
         NOT (target_audience ? 'age_segments')
@@ -70,6 +71,8 @@ COMMENT ON TABLE sponsorship.sponsor_profiles IS
     '(age_segments, regions, interests), activation preferences, categories and regions; one per sponsor.';
 COMMENT ON COLUMN sponsorship.sponsor_profiles.objectives_embedding IS
     'all-MiniLM-L6-v2 embedding (384 dimensions) of the objectives and audience text.';
+COMMENT ON COLUMN sponsorship.sponsor_profiles.objectives_embedding_stale IS
+    'True while objectives_embedding does not describe the current objectives text (backfill_embeddings() recomputes it).';
 COMMENT ON COLUMN sponsorship.sponsor_profiles.regions IS
     'Cities, countries or ''global''; compared case-insensitively with event city/country.';
 
@@ -92,6 +95,7 @@ CREATE TABLE sponsorship.events (
     visibility             text NOT NULL DEFAULT 'public' CHECK (visibility IN ('public','unlisted','private')),
     capacity               integer CHECK (capacity > 0),
     description_embedding  vector(384),
+    description_embedding_stale boolean NOT NULL DEFAULT false,
     created_at             timestamptz NOT NULL DEFAULT now(),
     updated_at             timestamptz NOT NULL DEFAULT now(),
     CONSTRAINT events_end_after_start CHECK (end_at IS NULL OR end_at >= start_at),
@@ -107,6 +111,8 @@ COMMENT ON COLUMN sponsorship.events.visibility IS
     'public: listed for everyone; unlisted and private: visible to the organization''s members only.';
 COMMENT ON COLUMN sponsorship.events.description_embedding IS
     'all-MiniLM-L6-v2 embedding (384 dimensions) of title, category and description.';
+COMMENT ON COLUMN sponsorship.events.description_embedding_stale IS
+    'True while description_embedding does not describe the current title, category and description (backfill_embeddings() recomputes it).';
 
 CREATE TABLE sponsorship.event_audience_insights (
     event_id                uuid PRIMARY KEY REFERENCES sponsorship.events(id) ON DELETE CASCADE,

@@ -181,42 +181,7 @@ SELECT e.id                               AS event_id,
 COMMENT ON VIEW sponsorship.v_event_marketplace IS
     'Events that have not ended, with organizer, audience, quality, packages still available (cheapest first) and package units sold.';
 
-CREATE VIEW sponsorship.v_semantic_event_recommendations WITH (security_invoker = true) AS
-SELECT m.sponsor_id,
-       m.event_id,
-       e.title,
-       e.category,
-       e.city,
-       e.start_at,
-       m.score                                                    AS match_score,
-       CASE WHEN sp.objectives_embedding IS NOT NULL AND e.description_embedding IS NOT NULL
-            THEN 1 - (sp.objectives_embedding <=> e.description_embedding) END AS semantic_similarity,
-       m.status,
-       row_number() OVER (PARTITION BY m.sponsor_id ORDER BY m.score DESC, m.event_id) AS rank
-  FROM sponsorship.sponsorship_matches m
-  JOIN sponsorship.events e ON e.id = m.event_id
-  LEFT JOIN sponsorship.sponsor_profiles sp ON sp.sponsor_id = m.sponsor_id
- WHERE m.status <> 'rejected';
-COMMENT ON VIEW sponsorship.v_semantic_event_recommendations IS
-    'For each sponsor, its scored events ranked by match score, with the cosine similarity of objectives and event description.';
-
-CREATE VIEW sponsorship.v_semantic_sponsor_recommendations WITH (security_invoker = true) AS
-SELECT m.event_id,
-       m.sponsor_id,
-       s.name                                                     AS sponsor_name,
-       s.industry,
-       m.score                                                    AS match_score,
-       CASE WHEN sp.objectives_embedding IS NOT NULL AND e.description_embedding IS NOT NULL
-            THEN 1 - (sp.objectives_embedding <=> e.description_embedding) END AS semantic_similarity,
-       m.status,
-       row_number() OVER (PARTITION BY m.event_id ORDER BY m.score DESC, m.sponsor_id) AS rank
-  FROM sponsorship.sponsorship_matches m
-  JOIN sponsorship.events e ON e.id = m.event_id
-  JOIN sponsorship.sponsors s ON s.id = m.sponsor_id
-  LEFT JOIN sponsorship.sponsor_profiles sp ON sp.sponsor_id = m.sponsor_id
- WHERE m.status <> 'rejected';
-COMMENT ON VIEW sponsorship.v_semantic_sponsor_recommendations IS
-    'For each event, its scored sponsors ranked by match score, with the cosine similarity of objectives and event description.';
+-- v_semantic_event_recommendations and v_semantic_sponsor_recommendations: 60_embeddings.sql.
 
 CREATE VIEW sponsorship.v_marketplace_analytics WITH (security_invoker = true) AS
 SELECT (SELECT count(*) FROM sponsorship.sponsors)                                   AS sponsors,

@@ -182,8 +182,7 @@ GRANT SELECT ON sponsorship.org_members, sponsorship.sponsor_members, sponsorshi
                 sponsorship.event_impressions, sponsorship.ticket_analytics, sponsorship.sponsorship_orders,
                 sponsorship.event_sponsorships, sponsorship.sponsorship_matches,
                 sponsorship.payout_configurations, sponsorship.sponsorship_payouts,
-                sponsorship.v_event_performance_summary, sponsorship.v_semantic_event_recommendations,
-                sponsorship.v_semantic_sponsor_recommendations
+                sponsorship.v_event_performance_summary
    TO authenticated;
 
 GRANT INSERT, UPDATE, DELETE ON sponsorship.org_members, sponsorship.sponsor_members, sponsorship.sponsor_profiles,

@@ -53,5 +53,8 @@ REVOKE EXECUTE ON FUNCTION
     sponsorship.note_match_input_change(),
     sponsorship.fn_note_match_input_change(),
     sponsorship.fn_note_match_input_ddl(),
-    sponsorship.prune_match_input_changes(interval)
+    sponsorship.prune_match_input_changes(interval),
+    sponsorship.backfill_embeddings(int),
+    sponsorship.fn_mark_objectives_embedding(),
+    sponsorship.fn_mark_description_embedding()
   FROM anon, authenticated;

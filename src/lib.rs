@@ -2,7 +2,7 @@
 //! PostgreSQL. This file only wires the modules together.
 //!
 //! - Pure domain logic (no pgrx): [`quality`], [`vector_math`], [`matching`],
-//!   [`snapshot_cache`] (when a backend may reuse what it read before).
+//!   [`money`], [`snapshot_cache`] (when a backend may reuse what it read before).
 //! - Postgres glue: [`error`] (SQLSTATE mapping), [`pgvector`] (the `vector` type),
 //!   [`gucs`] (every `sponsorship.*` setting), [`worker`] (the recalculation worker).
 //! - The SQL API: [`api`].
@@ -16,6 +16,7 @@ pub mod api;
 pub mod error;
 pub mod gucs;
 pub mod matching;
+pub mod money;
 pub mod pgvector;
 pub mod quality;
 pub mod snapshot_cache;
@@ -67,6 +68,15 @@ extension_sql_file!(
         api::matching::sponsor_match_arrays,
         api::matching::match_matrix_arrays,
         api::matching::fn_compute_match_score
+    ]
+);
+extension_sql_file!(
+    "../sql/60_embeddings.sql",
+    name = "embeddings",
+    requires = [
+        "matching",
+        api::embedding::embed,
+        api::semantic::semantic_sponsor_event_match
     ]
 );
 extension_sql_file!("../sql/90_finalize.sql", name = "finalize", finalize);

@@ -35,30 +35,67 @@ pub fn register() {
     }
 }
 
-enum Pass {
-    /// The extension is not installed in the worker's database (yet).
-    NotInstalled,
-    Processed(i32),
+/// Runs `sql` (one `$1` integer argument, one integer result) in a transaction of its own.
+/// `Ok(None)`: the extension is not installed in this database (yet); `Err`: the pass failed
+/// and was rolled back, with the error's message.
+fn run_pass(sql: &'static str, batch: i32) -> Result<Option<i64>, String> {
+    PgTryBuilder::new(|| {
+        Ok(BackgroundWorker::transaction(|| {
+            let installed = Spi::get_one::<bool>(
+                "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_extension WHERE extname = 'sponsorship')",
+            )
+            .ok()
+            .flatten()
+            .unwrap_or(false);
+            if !installed {
+                return None;
+            }
+            Some(
+                Spi::get_one_with_args::<i64>(sql, &[batch.into()])
+                    .ok()
+                    .flatten()
+                    .unwrap_or(0),
+            )
+        }))
+    })
+    .catch_others(|e| {
+        unsafe { pg_sys::AbortCurrentTransaction() };
+        Err(match e {
+            pg_sys::panic::CaughtError::PostgresError(r)
+            | pg_sys::panic::CaughtError::ErrorReport(r)
+            | pg_sys::panic::CaughtError::RustPanic { ereport: r, .. } => r.message().to_string(),
+        })
+    })
+    .execute()
 }
 
-fn drain_once(batch: i32) -> Pass {
-    let installed = Spi::get_one::<bool>(
-        "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_extension WHERE extname = 'sponsorship')",
-    )
-    .ok()
-    .flatten()
-    .unwrap_or(false);
-    if !installed {
-        return Pass::NotInstalled;
+/// Backs a failing kind of pass off exponentially, between `min` and `max`.
+struct Backoff {
+    delay: Duration,
+    until: Option<std::time::Instant>,
+    min: Duration,
+    max: Duration,
+}
+
+impl Backoff {
+    fn new(min: Duration, max: Duration) -> Backoff {
+        Backoff { delay: Duration::ZERO, until: None, min, max }
     }
-    let n = Spi::get_one_with_args::<i32>(
-        "SELECT sponsorship.update_sponsorship_matches($1)",
-        &[batch.into()],
-    )
-    .ok()
-    .flatten()
-    .unwrap_or(0);
-    Pass::Processed(n)
+
+    fn ready(&self) -> bool {
+        self.until.is_none_or(|t| std::time::Instant::now() >= t)
+    }
+
+    fn failed(&mut self) -> Duration {
+        self.delay = (self.delay * 2).clamp(self.min, self.max);
+        self.until = Some(std::time::Instant::now() + self.delay);
+        self.delay
+    }
+
+    fn succeeded(&mut self) {
+        self.delay = Duration::ZERO;
+        self.until = None;
+    }
 }
 
 #[pg_guard]
@@ -73,9 +110,18 @@ pub extern "C-unwind" fn sponsorship_recalc_worker_main(arg: pg_sys::Datum) {
     BackgroundWorker::connect_worker_to_spi(Some(&database), None);
     log!("{WORKER_TYPE} {number} started in database \"{database}\"");
 
-    let mut backoff = Duration::ZERO;
+    let mut recalc = Backoff::new(Duration::from_secs(1), Duration::from_secs(60));
+    // A missing model is a configuration problem: retry it rarely, scoring goes on meanwhile.
+    let mut embedding = Backoff::new(Duration::from_secs(5), Duration::from_secs(600));
+    let mut not_installed = false;
     loop {
-        let nap = Duration::from_millis(gucs::WORKER_NAPTIME_MS.get().max(10) as u64) + backoff;
+        let mut nap = Duration::from_millis(gucs::WORKER_NAPTIME_MS.get().max(10) as u64);
+        if not_installed {
+            nap = nap.max(Duration::from_secs(10));
+        }
+        if !recalc.ready() {
+            nap += recalc.delay;
+        }
         if !BackgroundWorker::wait_latch(Some(nap)) {
             break; // SIGTERM
         }
@@ -85,42 +131,41 @@ pub extern "C-unwind" fn sponsorship_recalc_worker_main(arg: pg_sys::Datum) {
         if !gucs::WORKER_ENABLED.get() {
             continue;
         }
-        // Drain without sleeping while full batches come back.
+        // Work without sleeping while full batches come back. Embeddings first: a new
+        // embedding queues the rescoring of its sponsor or event.
         loop {
-            let batch = gucs::WORKER_BATCH_SIZE.get().max(1);
-            let outcome =
-                PgTryBuilder::new(|| Ok(BackgroundWorker::transaction(|| drain_once(batch))))
-                    .catch_others(|e| {
-                        unsafe { pg_sys::AbortCurrentTransaction() };
-                        let msg = match e {
-                            pg_sys::panic::CaughtError::PostgresError(r)
-                            | pg_sys::panic::CaughtError::ErrorReport(r)
-                            | pg_sys::panic::CaughtError::RustPanic { ereport: r, .. } => {
-                                r.message().to_string()
-                            }
-                        };
-                        Err(msg)
-                    })
-                    .execute();
-            match outcome {
-                Ok(Pass::Processed(n)) => {
-                    backoff = Duration::ZERO;
-                    if n < batch || BackgroundWorker::sigterm_received() {
-                        break;
+            let mut more = false;
+            if embedding.ready() {
+                let batch = gucs::EMBED_BATCH_SIZE.get().max(1);
+                match run_pass("SELECT sponsorship.backfill_embeddings($1)", batch) {
+                    Ok(None) => not_installed = true,
+                    Ok(Some(n)) => {
+                        not_installed = false;
+                        embedding.succeeded();
+                        more |= n >= batch as i64;
+                    }
+                    Err(msg) => {
+                        let delay = embedding.failed();
+                        warning!("{WORKER_TYPE} {number}: computing embeddings failed, retrying in {delay:?}: {msg}");
                     }
                 }
-                Ok(Pass::NotInstalled) => {
-                    backoff = Duration::from_secs(10);
-                    break;
+            }
+            if recalc.ready() && !not_installed {
+                let batch = gucs::WORKER_BATCH_SIZE.get().max(1);
+                match run_pass("SELECT sponsorship.update_sponsorship_matches($1)::int8", batch) {
+                    Ok(None) => not_installed = true,
+                    Ok(Some(n)) => {
+                        recalc.succeeded();
+                        more |= n >= batch as i64;
+                    }
+                    Err(msg) => {
+                        let delay = recalc.failed();
+                        warning!("{WORKER_TYPE} {number}: batch failed, retrying in {delay:?}: {msg}");
+                    }
                 }
-                Err(msg) => {
-                    backoff = (backoff * 2).clamp(Duration::from_secs(1), Duration::from_secs(60));
-                    warning!(
-                        "{WORKER_TYPE} {number}: batch failed, retrying in {:?}: {msg}",
-                        backoff
-                    );
-                    break;
-                }
+            }
+            if !more || BackgroundWorker::sigterm_received() {
+                break;
             }
         }
     }

@@ -1,5 +1,6 @@
 //! The SQL-facing layer: thin `#[pg_extern]` wrappers over the pure modules.
 
+pub mod embedding;
 pub mod jsonb;
 pub mod load;
 pub mod match_cache;

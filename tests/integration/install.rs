@@ -130,12 +130,25 @@ fn works_with_pgvector_in_another_schema_as_on_supabase() {
     let sim: f64 = db
         .client
         .query_one(
-            "SELECT semantic_similarity FROM sponsorship.v_semantic_event_recommendations",
+            "SELECT semantic_similarity::float8 FROM sponsorship.v_semantic_event_recommendations",
             &[],
         )
         .unwrap()
         .get(0);
     assert!((sim - 1.0).abs() < 1e-6);
+    // search by meaning and nearest neighbours reach pgvector's operators and HNSW indexes
+    let found: i64 = db
+        .client
+        .query_one(
+            "SELECT (SELECT count(*) FROM sponsorship.semantic_event_search('anything at all'))
+                  + (SELECT count(*) FROM sponsorship.find_similar_events(
+                        (SELECT description_embedding FROM sponsorship.events), 5, 0.5))
+                  + (SELECT count(*) FROM sponsorship.semantic_sponsor_search('anything at all'))",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(found, 3, "one event found twice, one sponsor once");
 }
 
 #[test]

@@ -2,6 +2,7 @@
 //! pgvector and pg_cron, talked to over libpq like any client would.
 
 mod constraints;
+mod embeddings;
 mod install;
 mod matching;
 mod quality;

@@ -661,6 +661,31 @@ fn the_worker_picks_up_an_edit_within_seconds() {
         "worker drained the queue {:?} after the first insert",
         started.elapsed()
     );
+    // the worker also computed the event's embedding, and the match was rescored with it
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let done = scalar_bool(
+            &mut c,
+            &format!(
+                "SELECT e.description_embedding IS NOT NULL AND NOT e.description_embedding_stale
+                        AND NOT EXISTS (SELECT 1 FROM sponsorship.fit_recalc_queue WHERE processed_at IS NULL)
+                   FROM sponsorship.events e WHERE e.id = '{EVENT}'"
+            ),
+        );
+        if done {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the worker did not embed the new event in 30 s");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(scalar_bool(
+        &mut c,
+        &format!(
+            "SELECT sponsorship.cosine_similarity(description_embedding,
+                    sponsorship.embed(sponsorship.event_embedding_text(title, category, description))) > 0.999999
+               FROM sponsorship.events WHERE id = '{EVENT}'"
+        )
+    ));
     drop(guard);
 }
 
