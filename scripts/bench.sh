@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Benchmarks. Usage: scripts/bench.sh matching|embed|search [--sponsors N] [--events N] [--pairs N]
+# Benchmarks. Usage: scripts/bench.sh matching|embed|search|fee|payouts [--sponsors N] [--events N] [--pairs N]
 # (search: --events defaults to 100000)
 # Starts its own cluster (as the demo does), builds a synthetic marketplace and prints each
 # figure as a ratio against a baseline measured in the same session.
@@ -66,5 +66,40 @@ case "$what" in
          -f "$REPO_ROOT/bench/search.sql"
     psql -X -q -c "ALTER SYSTEM RESET sponsorship.worker_enabled" -c "SELECT pg_reload_conf()" >/dev/null
     ;;
-  *) echo "unknown benchmark '$what' (known: matching, embed, search)" >&2; exit 2 ;;
+  fee)
+    say "calculate_platform_fee over ${rows:-1000000} rows"
+    psql -X -q -v ON_ERROR_STOP=1 -v rows="${rows:-1000000}" -f "$REPO_ROOT/bench/fee.sql"
+    ;;
+  payouts)
+    n="${payouts:-2000}"
+    fake_stripe_start bench sk_test_benchPayouts0123456789 20
+    trap 'kill "$FAKE_STRIPE_PID" 2>/dev/null || true' EXIT
+    stripe_settings "$FAKE_STRIPE_URL" sk_test_benchPayouts0123456789
+    reconf() { psql -X -q "${@/#/-c}" -c "SELECT pg_reload_conf()" >/dev/null; sleep 1; }
+    reconf "ALTER SYSTEM SET sponsorship.payout_worker_enabled = off" "ALTER SYSTEM SET sponsorship.payout_concurrency = 1"
+    say "paid orders: $((n / 10)) for the sequential baseline, $n for each concurrent run"
+    psql -X -q -v ON_ERROR_STOP=1 -v payouts="$n" -v sequential="$((n / 10))" -f "$REPO_ROOT/bench/payouts_setup.sql"
+    say "baseline: one request at a time (payout_concurrency = 1), process_payout_queue(500) until done"
+    psql -X -q -v ON_ERROR_STOP=1 -v grp=sequential -v mode=call -f "$REPO_ROOT/bench/payouts_run.sql"
+    reconf "ALTER SYSTEM RESET sponsorship.payout_concurrency"
+    say "process_payout_queue(500) until done, $(psql -XtAc 'SHOW sponsorship.payout_concurrency') requests in flight"
+    psql -X -q -v ON_ERROR_STOP=1 -v grp=concurrent -v mode=call -f "$REPO_ROOT/bench/payouts_run.sql"
+    reconf "ALTER SYSTEM SET sponsorship.payout_worker_enabled = on" "ALTER SYSTEM SET sponsorship.payout_naptime_ms = 100"
+    say "the payout worker (batches of $(psql -XtAc 'SHOW sponsorship.payout_batch_size'))"
+    psql -X -q -v ON_ERROR_STOP=1 -v grp=worker -v mode=worker -f "$REPO_ROOT/bench/payouts_run.sql"
+    reconf "ALTER SYSTEM RESET sponsorship.payout_worker_enabled" "ALTER SYSTEM RESET sponsorship.payout_naptime_ms" \
+           "ALTER SYSTEM RESET sponsorship.stripe_api_base" "ALTER SYSTEM RESET sponsorship.stripe_secret_key_file"
+    transfers="$(curl -s "$FAKE_STRIPE_URL/__control/stats" | python3 -c 'import json,sys; print(json.load(sys.stdin)["transfers"])')"
+    echo
+    echo '━━ Payouts end to end against the fake Stripe server (20 ms per request) ━━'
+    psql -X -q -c "UPDATE bench.payout_results r SET baseline = b.per_second, ratio = round(r.per_second / b.per_second, 1),
+                          target = '>= 100 payouts/s'
+                     FROM bench.payout_results b WHERE b.measure = 'sequential' AND r.measure <> 'sequential'" \
+         -c "SELECT measure, payouts, seconds, per_second, baseline AS sequential_per_second, ratio || 'x' AS ratio, target
+               FROM bench.payout_results ORDER BY payouts, measure"
+    total="$(psql -XtAc "SELECT sum(payouts) FROM bench.payout_results")"
+    echo "transfers the fake server made: $transfers, payouts queued: $total"
+    [ "$transfers" = "$total" ] || { echo "payouts and transfers differ" >&2; exit 1; }
+    ;;
+  *) echo "unknown benchmark '$what' (known: matching, embed, search, fee, payouts)" >&2; exit 2 ;;
 esac

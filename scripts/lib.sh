@@ -98,3 +98,38 @@ cluster_stop() {
   [ -f "$dir/data/postmaster.pid" ] || return 0
   as_postgres "$PG_BIN/pg_ctl" -D "$dir/data" -m fast -w stop >/dev/null 2>&1 || true
 }
+
+# fake_stripe_start NAME KEY [LATENCY_MS]: starts the scripted fake Stripe server of
+# tests/fake_stripe on a free 127.0.0.1 port; sets FAKE_STRIPE_PID and FAKE_STRIPE_URL.
+# The caller stops it (kill "$FAKE_STRIPE_PID"), e.g. in an EXIT trap.
+fake_stripe_start() {
+  local name="$1" key="$2" latency="${3:-0}" line="" i
+  mkdir -p "$CLUSTER_ROOT"
+  local out="$CLUSTER_ROOT/$name.fake-stripe.out"
+  : >"$out"
+  python3 "$REPO_ROOT/tests/fake_stripe/fake_stripe.py" --port 0 --key "$key" --latency-ms "$latency" \
+    >"$out" 2>"$CLUSTER_ROOT/$name.fake-stripe.log" &
+  FAKE_STRIPE_PID=$!
+  for i in $(seq 100); do
+    line="$(head -1 "$out")"
+    [ -n "$line" ] && break
+    kill -0 "$FAKE_STRIPE_PID" 2>/dev/null || break
+    sleep 0.1
+  done
+  case "$line" in
+    "listening on 127.0.0.1:"*) FAKE_STRIPE_URL="http://${line#listening on }" ;;
+    *) echo "the fake Stripe server did not start (see $CLUSTER_ROOT/$name.fake-stripe.log)" >&2; return 1 ;;
+  esac
+  say "fake Stripe server (pid $FAKE_STRIPE_PID) at $FAKE_STRIPE_URL, ${latency} ms per request"
+}
+
+# stripe_settings URL KEY: points the running cluster's payout passes at a Stripe API. The key
+# goes into a file only the postgres user can read (a setting's value would be logged on
+# reload); the passes run in processes of their own and read the server's settings.
+stripe_settings() {
+  local keyfile="$PGHOST/stripe_secret_key"
+  (umask 077; printf '%s\n' "$2" >"$keyfile")
+  chown postgres:postgres "$keyfile"
+  psql -X -q -c "ALTER SYSTEM SET sponsorship.stripe_api_base = '$1'" \
+       -c "ALTER SYSTEM SET sponsorship.stripe_secret_key_file = '$keyfile'" -c "SELECT pg_reload_conf()" >/dev/null
+}

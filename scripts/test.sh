@@ -21,6 +21,8 @@ rm -f "$("$PG_CONFIG" --pkglibdir)/sponsorship.so"
 say "the embedding model's own tests (minilm crate, against sentence-transformers' vectors)"
 (cd "$REPO_ROOT" && MINILM_MODEL_DIR="${SPONSORSHIP_MODEL_DIR:-/usr/local/share/sponsorship/all-MiniLM-L6-v2}" \
    cargo test -p minilm --release) 2>&1 | tee -a "$RESULTS"
+say "the Stripe Connect client's own tests (stripe_connect crate)"
+(cd "$REPO_ROOT" && cargo test -p stripe_connect) 2>&1 | tee -a "$RESULTS"
 say "unit tests and #[pg_test] suites"
 (cd "$REPO_ROOT" && cargo pgrx test pg15 --runas postgres --pgdata "$PGRX_TEST_DATA") 2>&1 | tee -a "$RESULTS"
 
@@ -30,6 +32,12 @@ install_extension release
 rm -rf "$CLUSTER_ROOT/test"
 cluster_start test postgres
 trap 'cluster_stop test; rm -f "$RESULTS"' EXIT
+# Payout passes run in processes of their own and read the server's settings: the tests'
+# fake Stripe servers accept this key (tests/src/lib.rs), and answer slowly on purpose.
+stripe_settings https://api.stripe.com sk_test_sponsorshipTests0123456789
+psql -X -q -c "ALTER SYSTEM SET sponsorship.payout_http_timeout_ms = 2000" -c "SELECT pg_reload_conf()" >/dev/null
+say "the fake Stripe server's own test"
+python3 "$REPO_ROOT/tests/fake_stripe/selftest.py" 2>&1 | tee -a "$RESULTS"
 say "out-of-process tests against $PGHOST:$PGPORT"
 (cd "$REPO_ROOT" && SPONSORSHIP_TEST_PGHOST="$PGHOST" SPONSORSHIP_TEST_PGPORT="$PGPORT" \
    cargo test -p sponsorship-integration-tests -- --test-threads=2) 2>&1 | tee -a "$RESULTS"

@@ -272,10 +272,13 @@ CREATE TABLE sponsorship.payout_configurations (
     minimum_payout_cents       bigint NOT NULL DEFAULT 0 CHECK (minimum_payout_cents >= 0),
     payout_schedule            text NOT NULL DEFAULT 'manual' CHECK (payout_schedule IN ('manual','daily','weekly','monthly')),
     auto_payout_enabled        boolean NOT NULL DEFAULT false,
+    last_auto_payout_at        timestamptz,
     created_at                 timestamptz NOT NULL DEFAULT now(),
     updated_at                 timestamptz NOT NULL DEFAULT now(),
     CONSTRAINT payout_configurations_fee_bounds CHECK (min_fee_cents IS NULL OR max_fee_cents IS NULL OR min_fee_cents <= max_fee_cents)
 );
+COMMENT ON COLUMN sponsorship.payout_configurations.last_auto_payout_at IS
+    'When queue_due_payouts() last queued this organization''s eligible orders (auto_payout_enabled).';
 COMMENT ON TABLE sponsorship.payout_configurations IS
     'How an organization is paid: its Stripe Connect account, fee rate in basis points (NULL: platform default), '
     'optional fee floor and cap, minimum payout and schedule.';
@@ -313,7 +316,7 @@ CREATE TABLE sponsorship.payout_queue (
     status           text NOT NULL DEFAULT 'pending'
                      CHECK (status IN ('pending','processing','completed','failed','dead')),
     attempts         integer NOT NULL DEFAULT 0 CHECK (attempts >= 0),
-    max_attempts     integer NOT NULL DEFAULT 8 CHECK (max_attempts > 0),
+    max_attempts     integer CHECK (max_attempts > 0),
     next_attempt_at  timestamptz NOT NULL DEFAULT now(),
     locked_at        timestamptz,
     last_error       text,
@@ -323,6 +326,8 @@ CREATE TABLE sponsorship.payout_queue (
 );
 CREATE INDEX payout_queue_ready_idx ON sponsorship.payout_queue (priority DESC, next_attempt_at)
     WHERE status IN ('pending','failed');
+COMMENT ON COLUMN sponsorship.payout_queue.max_attempts IS
+    'Attempts before the row is dead-lettered; NULL: sponsorship.payout_max_attempts.';
 COMMENT ON TABLE sponsorship.payout_queue IS
     'Work for the payout processor: one Stripe call per row, retried with backoff, dead-lettered after max_attempts.';
 

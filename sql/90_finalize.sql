@@ -19,12 +19,17 @@ BEGIN
     v_path := v_path || ', pg_temp';
 
     FOR f IN
-        SELECT p.oid::regprocedure AS sig, p.prokind
+        SELECT p.oid::regprocedure AS sig, p.prokind, p.proname
           FROM pg_catalog.pg_proc p
          WHERE p.pronamespace = 'sponsorship'::regnamespace AND p.prokind IN ('f', 'p')
     LOOP
-        EXECUTE format('ALTER %s %s SET search_path = %s',
-                       CASE f.prokind WHEN 'p' THEN 'PROCEDURE' ELSE 'FUNCTION' END, f.sig, v_path);
+        -- The one exception: calculate_platform_fee is Rust that resolves no name through the
+        -- search_path (its only query is schema-qualified), and is called once per row over
+        -- whole tables of orders, where a pinned setting would cost microseconds per row.
+        IF f.proname <> 'calculate_platform_fee' THEN
+            EXECUTE format('ALTER %s %s SET search_path = %s',
+                           CASE f.prokind WHEN 'p' THEN 'PROCEDURE' ELSE 'FUNCTION' END, f.sig, v_path);
+        END IF;
         EXECUTE format('REVOKE ALL ON %s %s FROM PUBLIC',
                        CASE f.prokind WHEN 'p' THEN 'PROCEDURE' ELSE 'FUNCTION' END, f.sig);
     END LOOP;
@@ -56,5 +61,19 @@ REVOKE EXECUTE ON FUNCTION
     sponsorship.prune_match_input_changes(interval),
     sponsorship.backfill_embeddings(int),
     sponsorship.fn_mark_objectives_embedding(),
-    sponsorship.fn_mark_description_embedding()
+    sponsorship.fn_mark_description_embedding(),
+    sponsorship.queue_due_payouts(integer),
+    sponsorship.fn_reverse_payouts_on_refund(),
+    sponsorship.refresh_order_payout_status(uuid),
+    sponsorship.process_payout_queue(integer),
+    sponsorship.reconcile_payouts(interval),
+    sponsorship.payout_lease()
   FROM anon, authenticated;
+
+-- Fees are an organization's commercial terms: signed-in users (who pay them) may compute
+-- them, anonymous visitors may not. Queueing a payout checks its caller itself.
+REVOKE EXECUTE ON FUNCTION
+    sponsorship.calculate_platform_fee(bigint, uuid),
+    sponsorship.calculate_platform_fee(bigint, uuid, text),
+    sponsorship.queue_sponsorship_payout(uuid, integer)
+  FROM anon;

@@ -28,6 +28,32 @@ pub static MODEL_PATH: GucSetting<Option<CString>> =
 pub static EMBED_BATCH_SIZE: GucSetting<i32> = GucSetting::<i32>::new(64);
 /// A filtered search that keeps fewer rows than this is answered exactly.
 pub static SEARCH_EXACT_BELOW: GucSetting<i32> = GucSetting::<i32>::new(2000);
+/// The platform's fee rate for organizations without one of their own, in basis points.
+pub static PLATFORM_FEE_BPS: GucSetting<i32> = GucSetting::<i32>::new(500);
+/// Stripe's API base URL (the tests and the demo point it at the fake server).
+pub static STRIPE_API_BASE: GucSetting<Option<CString>> =
+    GucSetting::<Option<CString>>::new(Some(c"https://api.stripe.com"));
+/// A file holding the platform's Stripe secret key (superuser-only). The key itself is never
+/// a setting: Postgres logs the new value of a setting changed in a configuration file.
+pub static STRIPE_SECRET_KEY_FILE: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+/// Attempts before a payout is dead-lettered (when its queue row does not say).
+pub static PAYOUT_MAX_ATTEMPTS: GucSetting<i32> = GucSetting::<i32>::new(8);
+/// Seconds before the first payout retry; the window doubles per attempt (full jitter).
+pub static PAYOUT_RETRY_BASE_SECONDS: GucSetting<i32> = GucSetting::<i32>::new(10);
+/// Longest wait between payout retries, in seconds.
+pub static PAYOUT_RETRY_CAP_SECONDS: GucSetting<i32> = GucSetting::<i32>::new(3600);
+/// Seconds after which a claimed payout without a recorded result counts as unknown.
+pub static PAYOUT_LEASE_SECONDS: GucSetting<i32> = GucSetting::<i32>::new(300);
+/// Milliseconds one Stripe request may take in all.
+pub static PAYOUT_HTTP_TIMEOUT_MS: GucSetting<i32> = GucSetting::<i32>::new(30_000);
+/// Payouts one pass claims.
+pub static PAYOUT_BATCH_SIZE: GucSetting<i32> = GucSetting::<i32>::new(50);
+/// Stripe requests a pass keeps in flight at once.
+pub static PAYOUT_CONCURRENCY: GucSetting<i32> = GucSetting::<i32>::new(8);
+/// Whether the payout worker sends payouts (it stays connected either way).
+pub static PAYOUT_WORKER_ENABLED: GucSetting<bool> = GucSetting::<bool>::new(true);
+/// Milliseconds the payout worker sleeps when there is nothing to send.
+pub static PAYOUT_NAPTIME_MS: GucSetting<i32> = GucSetting::<i32>::new(1000);
 /// Megabytes a backend may keep its compiled marketplace in (0: not kept).
 pub static MATCH_CACHE_MB: GucSetting<i32> = GucSetting::<i32>::new(256);
 
@@ -72,6 +98,126 @@ out before the page is full). Exact ranking of a few thousand rows is faster tha
         10_000_000,
         GucContext::Userset,
         GucFlags::default(),
+    );
+    GucRegistry::define_int_guc(
+        c"sponsorship.platform_fee_bps",
+        c"The platform fee, in basis points, for organizations whose payout configuration sets no rate.",
+        c"500 = 5.00%. calculate_platform_fee() rounds the fee half up to the currency's smallest step, \
+applies the organization's minimum and maximum fee, and never takes more than the amount.",
+        &PLATFORM_FEE_BPS,
+        0,
+        10_000,
+        GucContext::Suset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_string_guc(
+        c"sponsorship.stripe_api_base",
+        c"Base URL of the Stripe API that payouts are sent to.",
+        c"https://api.stripe.com in production. Plain http is accepted only for a loopback host (the tests' fake \
+Stripe server), so the secret key never crosses a network unencrypted.",
+        &STRIPE_API_BASE,
+        GucContext::Suset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_string_guc(
+        c"sponsorship.stripe_secret_key_file",
+        c"File holding the platform's Stripe secret key (sk_live_… or sk_test_…), alone.",
+        c"Like ssl_key_file: readable by the server's user only (chmod 600; 640 if owned by root), read by each \
+payout pass. The key is not a setting of its own because Postgres logs the new value of a setting changed in a \
+configuration file; the key is never logged, stored in a table or shown in an error.",
+        &STRIPE_SECRET_KEY_FILE,
+        GucContext::Sighup,
+        GucFlags::SUPERUSER_ONLY,
+    );
+    GucRegistry::define_int_guc(
+        c"sponsorship.payout_max_attempts",
+        c"Attempts before a payout that keeps failing is dead-lettered (status dead, with its last error).",
+        c"Applies to queue rows whose max_attempts is NULL. A payout whose outcome is unknown (the request may have \
+reached Stripe) is never dead-lettered: it is resent with the same idempotency key until Stripe answers.",
+        &PAYOUT_MAX_ATTEMPTS,
+        1,
+        100,
+        GucContext::Suset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_int_guc(
+        c"sponsorship.payout_retry_base_seconds",
+        c"Seconds of the first payout retry window; the window doubles with every attempt.",
+        c"The wait is drawn uniformly from the window (full jitter), never shorter than Stripe's Retry-After.",
+        &PAYOUT_RETRY_BASE_SECONDS,
+        0,
+        86_400,
+        GucContext::Suset,
+        GucFlags::UNIT_S,
+    );
+    GucRegistry::define_int_guc(
+        c"sponsorship.payout_retry_cap_seconds",
+        c"Longest wait between two payout attempts.",
+        c"",
+        &PAYOUT_RETRY_CAP_SECONDS,
+        1,
+        7 * 86_400,
+        GucContext::Suset,
+        GucFlags::UNIT_S,
+    );
+    GucRegistry::define_int_guc(
+        c"sponsorship.payout_lease_seconds",
+        c"Seconds after which a claimed payout without a recorded result counts as unknown and is resent.",
+        c"Raised to twice sponsorship.payout_http_timeout_ms if lower. v_unknown_payouts lists such payouts; any \
+payout pass (and reconcile_payouts()) resends them with the same idempotency key.",
+        &PAYOUT_LEASE_SECONDS,
+        1,
+        86_400,
+        GucContext::Suset,
+        GucFlags::UNIT_S,
+    );
+    GucRegistry::define_int_guc(
+        c"sponsorship.payout_http_timeout_ms",
+        c"Milliseconds one Stripe request may take, connecting included.",
+        c"",
+        &PAYOUT_HTTP_TIMEOUT_MS,
+        100,
+        600_000,
+        GucContext::Suset,
+        GucFlags::UNIT_MS,
+    );
+    GucRegistry::define_int_guc(
+        c"sponsorship.payout_batch_size",
+        c"Payouts one payout pass claims.",
+        c"",
+        &PAYOUT_BATCH_SIZE,
+        1,
+        10_000,
+        GucContext::Sighup,
+        GucFlags::default(),
+    );
+    GucRegistry::define_int_guc(
+        c"sponsorship.payout_concurrency",
+        c"Stripe requests a payout pass keeps in flight at once, each on a thread that never touches the database.",
+        c"",
+        &PAYOUT_CONCURRENCY,
+        1,
+        64,
+        GucContext::Sighup,
+        GucFlags::default(),
+    );
+    GucRegistry::define_bool_guc(
+        c"sponsorship.payout_worker_enabled",
+        c"Whether the payout worker sends queued payouts and queues automatic ones.",
+        c"Turn off to leave payouts to pg_cron or direct calls of process_payout_queue().",
+        &PAYOUT_WORKER_ENABLED,
+        GucContext::Sighup,
+        GucFlags::default(),
+    );
+    GucRegistry::define_int_guc(
+        c"sponsorship.payout_naptime_ms",
+        c"Milliseconds the payout worker sleeps when there is nothing to send.",
+        c"",
+        &PAYOUT_NAPTIME_MS,
+        10,
+        3_600_000,
+        GucContext::Sighup,
+        GucFlags::UNIT_MS,
     );
     // A server-start setting can only be defined while the library is preloaded; loaded later
     // (CREATE EXTENSION, a session's first call), no worker can start anyway.

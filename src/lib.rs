@@ -27,6 +27,7 @@ pub mod worker;
 pub extern "C-unwind" fn _PG_init() {
     gucs::init();
     worker::register();
+    api::payouts::register_worker();
 }
 
 extension_sql_file!(
@@ -77,6 +78,17 @@ extension_sql_file!(
         "matching",
         api::embedding::embed,
         api::semantic::semantic_sponsor_event_match
+    ]
+);
+extension_sql_file!(
+    "../sql/70_payouts.sql",
+    name = "payouts",
+    requires = [
+        "embeddings",
+        api::money::payout_stages,
+        api::money::calculate_platform_fee_in,
+        api::owner::caller_is_service_role,
+        api::payouts::payout_lease
     ]
 );
 extension_sql_file!("../sql/90_finalize.sql", name = "finalize", finalize);

@@ -210,6 +210,23 @@ thread_local! {
     static PLANS: RefCell<HashMap<&'static str, OwnedPreparedStatement>> = RefCell::new(HashMap::new());
 }
 
+/// The first row's first column of a read-only query. (pgrx's `Spi::get_one*` open a
+/// mutating connection, which assigns a transaction id and is refused in parallel workers.)
+pub(crate) fn select_one<A: pgrx::FromDatum + pgrx::IntoDatum>(
+    sql: &str,
+    args: &[DatumWithOid],
+) -> Result<Option<A>, pgrx::spi::SpiError> {
+    Spi::connect(|client| client.select(sql, Some(1), args)?.first().get_one())
+}
+
+/// The first row's first two columns of a read-only query.
+pub(crate) fn select_two<A: pgrx::FromDatum + pgrx::IntoDatum, B: pgrx::FromDatum + pgrx::IntoDatum>(
+    sql: &str,
+    args: &[DatumWithOid],
+) -> Result<(Option<A>, Option<B>), pgrx::spi::SpiError> {
+    Spi::connect(|client| client.select(sql, Some(1), args)?.first().get_two())
+}
+
 /// Runs `sql` through a plan prepared once per backend.
 pub(crate) fn select_prepared<'conn, R>(
     client: &SpiClient<'conn>,
@@ -307,7 +324,7 @@ pub fn pair(
     match found {
         Some(v) => Ok(v),
         None => {
-            let event_visible = Spi::get_one_with_args::<bool>(
+            let event_visible = select_one::<bool>(
                 "SELECT EXISTS (SELECT 1 FROM sponsorship.events WHERE id = $1)",
                 &[event_id.into()],
             )?

@@ -67,8 +67,6 @@ thread_local! {
     static CACHE: RefCell<Option<Cached>> = const { RefCell::new(None) };
     static RENTAL: RefCell<Rental> = RefCell::new(Rental::new(FIRST_BUILD_PRICE));
     static STATS: RefCell<Stats> = RefCell::new(Stats::default());
-    /// Owner of the change log and the log's oid (found once per backend).
-    static LOG_OWNER: RefCell<Option<(pg_sys::Oid, u32)>> = const { RefCell::new(None) };
 }
 
 fn guc(name: &CStr) -> Option<String> {
@@ -98,22 +96,6 @@ fn viewer() -> Viewer {
     }
 }
 
-fn log_owner() -> Result<(pg_sys::Oid, u32), LoadError> {
-    if let Some(v) = LOG_OWNER.with(|o| *o.borrow()) {
-        return Ok(v);
-    }
-    let (owner, oid) = Spi::get_two::<pg_sys::Oid, pg_sys::Oid>(
-        "SELECT c.relowner, c.oid FROM pg_catalog.pg_class c
-          WHERE c.oid = 'sponsorship.match_input_changes'::pg_catalog.regclass",
-    )?;
-    let v = (
-        owner.unwrap_or(pg_sys::InvalidOid),
-        oid.map(|o| o.to_u32()).unwrap_or(0),
-    );
-    LOG_OWNER.with(|o| *o.borrow_mut() = Some(v));
-    Ok(v)
-}
-
 const OBSERVE_SQL: &str = "
 SELECT pg_catalog.pg_snapshot_xmin(pg_catalog.pg_current_snapshot())::text::int8,
        pg_catalog.pg_current_xact_id_if_assigned()::text::int8,
@@ -125,32 +107,23 @@ SELECT pg_catalog.pg_snapshot_xmin(pg_catalog.pg_current_snapshot())::text::int8
 /// The change log as this call's snapshot sees it, from `since` up (from the snapshot's own
 /// xmin when None). Runs with the log owner's rights: the log is service-only.
 fn observe(since: Option<i64>) -> Result<(Observation, u32), LoadError> {
-    let (owner, log_oid) = log_owner()?;
-    let mut saved_user = pg_sys::InvalidOid;
-    let mut saved_context = 0i32;
-    // SAFETY: the user id is switched around one query and switched back; if the query
-    // raises, (sub)transaction abort restores the user id saved when it began.
-    unsafe {
-        pg_sys::GetUserIdAndSecContext(&mut saved_user, &mut saved_context);
-        pg_sys::SetUserIdAndSecContext(
-            owner,
-            saved_context | pg_sys::SECURITY_LOCAL_USERID_CHANGE as i32,
-        );
-    }
+    const LOG: &str = "sponsorship.match_input_changes";
+    let (_, log_oid) = super::owner::owner_of(LOG)?;
     let int8 = pgrx::PgOid::BuiltIn(pg_sys::BuiltinOid::INT8OID);
-    let result = Spi::connect(|client| {
-        load::select_prepared(client, OBSERVE_SQL, &[int8], &[since.into()], |mut rows| {
-            let row = rows.next().expect("one row");
-            Ok(Observation {
-                xmin: row.get::<i64>(1)?.unwrap_or(0),
-                me: row.get::<i64>(2)?,
-                pruned_upto: row.get::<i64>(3)?.unwrap_or(0),
-                changes: row.get::<Vec<i64>>(4)?.unwrap_or_default(),
+    let obs = super::owner::as_owner_of(LOG, || {
+        Spi::connect(|client| {
+            load::select_prepared(client, OBSERVE_SQL, &[int8], &[since.into()], |mut rows| {
+                let row = rows.next().expect("one row");
+                Ok(Observation {
+                    xmin: row.get::<i64>(1)?.unwrap_or(0),
+                    me: row.get::<i64>(2)?,
+                    pruned_upto: row.get::<i64>(3)?.unwrap_or(0),
+                    changes: row.get::<Vec<i64>>(4)?.unwrap_or_default(),
+                })
             })
         })
-    });
-    unsafe { pg_sys::SetUserIdAndSecContext(saved_user, saved_context) };
-    Ok((result?, log_oid))
+    })??;
+    Ok((obs, log_oid.to_u32()))
 }
 
 /// One call's view of the cache: who asks, what the log looks like, and the verdict on the

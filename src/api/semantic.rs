@@ -105,7 +105,7 @@ pub fn semantic_sponsor_event_match(
         history,
     )) = row
     else {
-        let exists = Spi::get_one_with_args::<bool>(
+        let exists = super::load::select_one::<bool>(
             "SELECT EXISTS (SELECT 1 FROM sponsorship.events WHERE id = $1)",
             &[p_event_id.into()],
         )

@@ -43,20 +43,39 @@ const TWO_DECIMAL: &[&str] = &[
     "ZMW",
 ];
 
+/// Packs a three-letter code into an integer, so lookups compare one word.
+fn key(code: &[u8]) -> Option<u32> {
+    match code {
+        [a, b, c] => Some(u32::from_be_bytes([0, *a, *b, *c])),
+        _ => None,
+    }
+}
+
+/// Every currency, sorted by packed code, built on first use.
+fn index() -> &'static [(u32, Currency)] {
+    static INDEX: std::sync::OnceLock<Vec<(u32, Currency)>> = std::sync::OnceLock::new();
+    INDEX.get_or_init(|| {
+        let mut v: Vec<(u32, Currency)> = Currency::all()
+            .map(|c| (key(c.code.as_bytes()).expect("three letters"), c))
+            .collect();
+        v.sort_unstable_by_key(|(k, _)| *k);
+        v
+    })
+}
+
 impl Currency {
+    /// The platform's default currency (the two-argument fee function's).
+    pub const USD: Currency = Currency { code: "USD", exponent: 2 };
+
     /// Looks a code up (exactly: upper case, three letters).
     pub fn from_code(code: &str) -> Result<Currency, CurrencyError> {
-        let find = |table: &[&'static str]| table.iter().copied().find(|c| *c == code);
-        if let Some(c) = find(ZERO_DECIMAL) {
-            return Ok(Currency { code: c, exponent: 0 });
-        }
-        if let Some(c) = find(THREE_DECIMAL) {
-            return Ok(Currency { code: c, exponent: 3 });
-        }
-        if let Some(c) = find(TWO_DECIMAL) {
-            return Ok(Currency { code: c, exponent: 2 });
-        }
-        Err(CurrencyError::Unknown(code.to_string()))
+        let unknown = || CurrencyError::Unknown(code.to_string());
+        let k = key(code.as_bytes()).ok_or_else(unknown)?;
+        let index = index();
+        index
+            .binary_search_by_key(&k, |(k, _)| *k)
+            .map(|i| index[i].1)
+            .map_err(|_| unknown())
     }
 
     /// The smallest step an amount may take when sent to Stripe, in minor units: Stripe
@@ -112,8 +131,16 @@ mod tests {
     }
 
     #[test]
+    fn every_listed_code_is_found_and_the_usd_constant_matches() {
+        for c in Currency::all() {
+            assert_eq!(Currency::from_code(c.code), Ok(c));
+        }
+        assert_eq!(Currency::from_code("USD"), Ok(Currency::USD));
+    }
+
+    #[test]
     fn unknown_and_malformed_codes_are_refused() {
-        for bad in ["usd", "US", "USDD", "XYZ", "", "EU R"] {
+        for bad in ["usd", "US", "USDD", "XYZ", "", "EU R", "AAA", "ZZZ", "É"] {
             assert_eq!(Currency::from_code(bad), Err(CurrencyError::Unknown(bad.to_string())));
         }
     }

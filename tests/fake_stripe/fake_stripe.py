@@ -669,6 +669,9 @@ class Dropped(Exception):
 
 class Handler(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # The handler writes headers and body separately; with Nagle's algorithm on, the body of
+    # each answer on a kept-alive connection waits for the client's delayed ACK (~40 ms).
+    disable_nagle_algorithm = True
     server_version = "fake-stripe/1.0"
     sys_version = ""
     server: "FakeStripeServer"

@@ -5,6 +5,8 @@ mod constraints;
 mod embeddings;
 mod install;
 mod matching;
+mod payouts;
+mod payouts_crash;
 mod quality;
 mod rls;
 mod schema;
