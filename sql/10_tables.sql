@@ -320,12 +320,16 @@ CREATE TABLE sponsorship.payout_queue (
     next_attempt_at  timestamptz NOT NULL DEFAULT now(),
     locked_at        timestamptz,
     last_error       text,
+    maybe_sent       boolean NOT NULL DEFAULT false,
     enqueued_at      timestamptz NOT NULL DEFAULT now(),
     processed_at     timestamptz,
     CONSTRAINT payout_queue_one_per_action UNIQUE (payout_id, action)
 );
 CREATE INDEX payout_queue_ready_idx ON sponsorship.payout_queue (priority DESC, next_attempt_at)
     WHERE status IN ('pending','failed');
+COMMENT ON COLUMN sponsorship.payout_queue.maybe_sent IS
+    'An attempt may have reached Stripe (its outcome was unknown, or its claim was taken over): never dead-lettered '
+    'or cancelled, only resolved by resending with the same idempotency key.';
 COMMENT ON COLUMN sponsorship.payout_queue.max_attempts IS
     'Attempts before the row is dead-lettered; NULL: sponsorship.payout_max_attempts.';
 COMMENT ON TABLE sponsorship.payout_queue IS

@@ -187,8 +187,13 @@ GRANT SELECT ON sponsorship.org_members, sponsorship.sponsor_members, sponsorshi
 
 GRANT INSERT, UPDATE, DELETE ON sponsorship.org_members, sponsorship.sponsor_members, sponsorship.sponsor_profiles,
                                 sponsorship.events, sponsorship.event_audience_insights,
-                                sponsorship.sponsorship_packages, sponsorship.payout_configurations
+                                sponsorship.sponsorship_packages
    TO authenticated;
+-- Payout settings: org admins set where and when they are paid; the fee the platform takes
+-- (rate, floor, cap) is set by the platform (service_role) only.
+GRANT INSERT (org_id, stripe_connect_account_id, minimum_payout_cents, payout_schedule, auto_payout_enabled),
+      UPDATE (stripe_connect_account_id, minimum_payout_cents, payout_schedule, auto_payout_enabled, updated_at),
+      DELETE ON sponsorship.payout_configurations TO authenticated;
 GRANT INSERT (id, name), UPDATE (name), DELETE ON sponsorship.organizations TO authenticated;
 GRANT INSERT (id, name, industry, company_size, website_url, logo_url, contact_email, brand_values),
       UPDATE (name, industry, company_size, website_url, logo_url, contact_email, brand_values),

@@ -44,7 +44,7 @@ BEGIN
              WHEN count(*) FILTER (WHERE p.status = 'completed') > 0 THEN 'partially_paid'
              WHEN count(*) FILTER (WHERE p.status = 'failed') > 0 THEN 'failed'
              WHEN count(*) FILTER (WHERE p.status = 'processing') > 0 THEN 'processing'
-             WHEN count(*) > 0 THEN 'queued'
+             WHEN count(p.id) > 0 THEN 'queued'
              ELSE 'unpaid' END
       INTO v_status
       FROM sponsorship.sponsorship_orders o
@@ -231,9 +231,15 @@ BEGIN
     UPDATE sponsorship.payout_queue q SET status = 'dead', last_error = 'order refunded before the payout was sent',
                                           processed_at = now()
       FROM sponsorship.sponsorship_payouts p
-     WHERE q.payout_id = p.id AND p.order_id = NEW.id AND q.action = 'transfer' AND q.status IN ('pending', 'failed');
-    UPDATE sponsorship.sponsorship_payouts SET status = 'failed', failure_reason = 'order refunded before the payout was sent'
-     WHERE order_id = NEW.id AND status = 'pending';
+     WHERE q.payout_id = p.id AND p.order_id = NEW.id AND q.action = 'transfer' AND q.status IN ('pending', 'failed')
+       AND NOT q.maybe_sent;
+    UPDATE sponsorship.sponsorship_payouts p SET status = 'failed', failure_reason = 'order refunded before the payout was sent'
+     WHERE p.order_id = NEW.id AND p.status = 'pending'
+       AND NOT EXISTS (SELECT 1 FROM sponsorship.payout_queue q
+                        WHERE q.payout_id = p.id AND q.action = 'transfer' AND q.maybe_sent);
+    -- transfers in flight, or whose outcome is unknown, are resolved first; one that turns out
+    -- done gets its reversal queued when it is recorded
+    PERFORM sponsorship.refresh_order_payout_status(NEW.id);
     RETURN NEW;
 END
 $fn$;

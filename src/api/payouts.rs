@@ -65,6 +65,8 @@ struct Job {
     destination: String,
     idempotency_key: String,
     transfer_id: Option<String>,
+    /// An earlier attempt's outcome was unknown: the payout may exist at Stripe.
+    maybe_sent: bool,
 }
 
 /// What one pass did.
@@ -129,12 +131,14 @@ WITH ready AS (
        FOR UPDATE SKIP LOCKED),
 claimed AS (
     UPDATE sponsorship.payout_queue q
-       SET status = 'processing', locked_at = now(), attempts = q.attempts + 1
+       SET status = 'processing', locked_at = now(), attempts = q.attempts + 1,
+           -- taking over a claim whose sender never recorded: it may have sent
+           maybe_sent = q.maybe_sent OR q.status = 'processing'
       FROM ready WHERE q.id = ready.id
-    RETURNING q.id, q.payout_id, q.action, q.attempts, q.max_attempts)
+    RETURNING q.id, q.payout_id, q.action, q.attempts, q.max_attempts, q.maybe_sent)
 SELECT c.id, c.payout_id, c.action, c.attempts, COALESCE(c.max_attempts, $3),
        p.order_id, p.org_id, p.stage, p.amount_cents, p.currency, p.destination_account,
-       p.idempotency_key, p.stripe_transfer_id
+       p.idempotency_key, p.stripe_transfer_id, c.maybe_sent
   FROM claimed c JOIN sponsorship.sponsorship_payouts p ON p.id = c.payout_id
  ORDER BY c.id";
 
@@ -168,6 +172,7 @@ fn claim(batch: i32, only_unknown: bool, older_than: Duration) -> Result<Vec<Job
                 destination: r.get(11)?.unwrap_or_default(),
                 idempotency_key: r.get(12)?.unwrap_or_default(),
                 transfer_id: r.get(13)?,
+                maybe_sent: r.get(14)?.unwrap_or(false),
             });
         }
         Ok::<_, pgrx::spi::SpiError>(out)
@@ -257,7 +262,7 @@ WITH q AS (
     UPDATE sponsorship.payout_queue
        SET status = CASE WHEN $3 THEN 'dead' ELSE 'failed' END,
            next_attempt_at = now() + make_interval(secs => $4),
-           last_error = $5, locked_at = NULL,
+           last_error = $5, locked_at = NULL, maybe_sent = maybe_sent OR $6,
            processed_at = CASE WHEN $3 THEN now() END
      WHERE id = $1 AND status = 'processing' AND attempts = $2
     RETURNING payout_id, action)
@@ -267,12 +272,26 @@ UPDATE sponsorship.sponsorship_payouts p
   FROM q WHERE p.id = q.payout_id
 RETURNING p.order_id";
 
+/// Why a claimed job was not sent (it is retried, and never dead-lettered for it).
+const LEASE_SKIP: &str = "not sent: the pass ran out of its lease before this payout's turn";
+
+/// Runs an `UPDATE ... RETURNING order_id`; `None` when it matched no row.
+fn update_returning_order(sql: &str, args: &[pgrx::datum::DatumWithOid]) -> Result<Option<Uuid>, pgrx::spi::SpiError> {
+    Spi::connect_mut(|client| {
+        let rows = client.update(sql, None, args)?;
+        match rows.into_iter().next() {
+            Some(r) => r.get::<Uuid>(1),
+            None => Ok(None),
+        }
+    })
+}
+
 /// Records one outcome; false when the row is no longer this pass's (its lease ran out and
 /// another pass took it over, which will record the same outcome).
 fn record(j: &Job, outcome: &Outcome<String>, rng: &mut retry::XorShift64Star, counts: &mut PassCounts) -> Result<bool, pgrx::spi::SpiError> {
     let (order, entry): (Option<Uuid>, Value) = match outcome {
         Outcome::Done(id) => {
-            let order = Spi::get_one_with_args::<Uuid>(
+            let order = update_returning_order(
                 RECORD_DONE_SQL,
                 &[j.queue_id.into(), j.attempts.into(), id.as_str().into(), (j.action == Action::Reversal).into()],
             )?;
@@ -282,6 +301,14 @@ fn record(j: &Job, outcome: &Outcome<String>, rng: &mut retry::XorShift64Star, c
                       WHERE id = $1",
                     &[j.order_id.into(), id.as_str().into()],
                 )?;
+                // refunded while this transfer was in flight: take it back
+                Spi::run_with_args(
+                    "INSERT INTO sponsorship.payout_queue (payout_id, action, priority)
+                     SELECT $1, 'reversal', 10 FROM sponsorship.sponsorship_orders o
+                      WHERE o.id = $2 AND o.status = 'refunded'
+                     ON CONFLICT (payout_id, action) DO NOTHING",
+                    &[j.payout_id.into(), j.order_id.into()],
+                )?;
             }
             if order.is_some() {
                 counts.completed += 1;
@@ -290,8 +317,10 @@ fn record(j: &Job, outcome: &Outcome<String>, rng: &mut retry::XorShift64Star, c
         }
         other => {
             let (reason, retry_after, dead) = match other {
+                // a payout that may have reached Stripe once is never given up on
                 Outcome::Retry { reason, retry_after, .. } => {
-                    (reason.clone(), *retry_after, j.attempts >= j.max_attempts)
+                    let given_up = j.attempts >= j.max_attempts && !j.maybe_sent && reason != LEASE_SKIP;
+                    (reason.clone(), *retry_after, given_up)
                 }
                 Outcome::Unknown { reason } => (format!("outcome unknown: {reason}"), None, false),
                 Outcome::Fail { reason, .. } => (reason.clone(), None, true),
@@ -305,7 +334,7 @@ fn record(j: &Job, outcome: &Outcome<String>, rng: &mut retry::XorShift64Star, c
                 rng.next_f64(),
             );
             let reason: String = reason.chars().take(1000).collect();
-            let order = Spi::get_one_with_args::<Uuid>(
+            let order = update_returning_order(
                 RECORD_AGAIN_SQL,
                 &[
                     j.queue_id.into(),
@@ -313,6 +342,7 @@ fn record(j: &Job, outcome: &Outcome<String>, rng: &mut retry::XorShift64Star, c
                     dead.into(),
                     wait.as_secs_f64().into(),
                     reason.as_str().into(),
+                    matches!(other, Outcome::Unknown { .. }).into(),
                 ],
             )?;
             if order.is_some() {
@@ -427,7 +457,22 @@ fn run_pass(spec: &PassSpec) -> Result<PassCounts, String> {
     }
     // No transaction is open here: the claims are committed, nothing is locked.
     let concurrency = gucs::PAYOUT_CONCURRENCY.get().max(1) as usize;
-    let outcomes = send_concurrently(jobs.clone(), concurrency, |j| send(&client, j));
+    // A job still waiting when its claim could run out before its request ends is not sent:
+    // another pass may take the row over once the lease is gone. (Passes claim more rows
+    // than they have senders, so a long batch of slow answers reaches this.)
+    // (The lease is at least twice the HTTP timeout, so this leaves most of a timeout to start.)
+    let claimed_at = std::time::Instant::now();
+    let send_by = lease().saturating_sub(http_timeout() + http_timeout() / 10);
+    let outcomes = send_concurrently(jobs.clone(), concurrency, |j| {
+        if claimed_at.elapsed() > send_by {
+            return Outcome::Retry {
+                reason: LEASE_SKIP.into(),
+                retry_after: Some(Duration::ZERO),
+                status: None,
+            };
+        }
+        send(&client, j)
+    });
     let token = spec.token;
     let result = in_transaction(std::panic::AssertUnwindSafe(move || -> Result<PassCounts, pgrx::spi::SpiError> {
         let mut rng = retry::XorShift64Star::new(seed());

@@ -240,6 +240,15 @@ fn a_milestone_order_is_paid_in_stages_that_sum_to_its_net() {
 }
 
 /// Points this session's payout passes at the fake server.
+/// A database with the money fixture, and a fake Stripe server its payout passes talk to.
+fn fixture_with_fake(label: &str) -> (TestDb, FakeStripe) {
+    let mut db = TestDb::with_extension(label);
+    money_fixture(&mut db.client);
+    let fake = FakeStripe::start();
+    use_fake(&mut db.client, &fake);
+    (db, fake)
+}
+
 fn use_fake(c: &mut Client, fake: &FakeStripe) {
     c.batch_execute(&format!("SET sponsorship.stripe_api_base = '{}'", fake.base_url())).unwrap();
 }
@@ -254,18 +263,16 @@ fn make_ready(c: &mut Client) {
 
 fn queue_row(c: &mut Client, payout: &str) -> (String, i32, Option<String>) {
     let r = c
-        .query_one(&format!("SELECT status, attempts, last_error FROM sponsorship.payout_queue WHERE payout_id = '{payout}'"), &[])
+        .query_one(&format!("SELECT status, attempts, last_error FROM sponsorship.payout_queue
+                               WHERE payout_id = '{payout}' AND action = 'transfer'"), &[])
         .unwrap();
     (r.get(0), r.get(1), r.get(2))
 }
 
 #[test]
 fn payouts_become_one_stripe_transfer_each_with_what_stripe_needs() {
-    let mut db = TestDb::with_extension("paysend");
+    let (mut db, fake) = fixture_with_fake("paysend");
     let c = &mut db.client;
-    money_fixture(c);
-    let fake = FakeStripe::start();
-    use_fake(c, &fake);
     let orders: Vec<String> = (1..=3).map(|n| paid_order(c, n, 100_000 * n as i64, "USD", "accepted", None)).collect();
     for o in &orders {
         payout_of(c, o);
@@ -317,11 +324,8 @@ fn payouts_become_one_stripe_transfer_each_with_what_stripe_needs() {
 
 #[test]
 fn server_errors_and_rate_limits_are_retried_with_the_same_key_and_pay_once() {
-    let mut db = TestDb::with_extension("payretry");
+    let (mut db, fake) = fixture_with_fake("payretry");
     let c = &mut db.client;
-    money_fixture(c);
-    let fake = FakeStripe::start();
-    use_fake(c, &fake);
     let order = paid_order(c, 1, 100_000, "USD", "accepted", None);
     let payout = payout_of(c, &order);
     fake.script(json!([
@@ -354,11 +358,8 @@ fn server_errors_and_rate_limits_are_retried_with_the_same_key_and_pay_once() {
 
 #[test]
 fn refused_payouts_are_not_retried_and_repeated_failures_are_dead_lettered() {
-    let mut db = TestDb::with_extension("paydead");
+    let (mut db, fake) = fixture_with_fake("paydead");
     let c = &mut db.client;
-    money_fixture(c);
-    let fake = FakeStripe::start();
-    use_fake(c, &fake);
     let refused = paid_order(c, 1, 100_000, "USD", "accepted", None);
     let p1 = payout_of(c, &refused);
     fake.script(json!([{"method": "POST", "path_prefix": "/v1/transfers", "action": "status", "status": 400,
@@ -400,11 +401,8 @@ fn refused_payouts_are_not_retried_and_repeated_failures_are_dead_lettered() {
 
 #[test]
 fn a_request_that_may_have_reached_stripe_is_resent_with_its_key_and_pays_once() {
-    let mut db = TestDb::with_extension("payunknown");
+    let (mut db, fake) = fixture_with_fake("payunknown");
     let c = &mut db.client;
-    money_fixture(c);
-    let fake = FakeStripe::start();
-    use_fake(c, &fake);
     // Stripe does it, then the connection drops before the answer; Stripe never gets it;
     // Stripe is slower than the client's timeout but does it
     for (n, rule) in [
@@ -440,12 +438,48 @@ fn a_request_that_may_have_reached_stripe_is_resent_with_its_key_and_pays_once()
 }
 
 #[test]
-fn a_payout_left_unknown_by_a_crash_is_reconciled_with_its_own_key() {
-    let mut db = TestDb::with_extension("payreconcile");
+fn a_payout_that_may_have_reached_stripe_is_never_given_up_and_a_refund_meanwhile_reverses_it() {
+    let (mut db, fake) = fixture_with_fake("paymaybe");
     let c = &mut db.client;
-    money_fixture(c);
-    let fake = FakeStripe::start();
-    use_fake(c, &fake);
+    let order = paid_order(c, 1, 100_000, "USD", "accepted", None);
+    let payout = payout_of(c, &order);
+    c.batch_execute(&format!("UPDATE sponsorship.payout_queue SET max_attempts = 2 WHERE payout_id = '{payout}'"))
+        .unwrap();
+    // Stripe makes the transfer but the answer is lost; then it answers 503
+    fake.script(json!([
+        {"method": "POST", "path_prefix": "/v1/transfers", "action": "drop_after_commit"},
+        {"method": "POST", "path_prefix": "/v1/transfers", "action": "status", "status": 503},
+    ]));
+    assert_eq!(process(c), 1);
+    make_ready(c);
+    assert_eq!(process(c), 1);
+    let (status, attempts, _) = queue_row(c, &payout);
+    assert_eq!((status.as_str(), attempts), ("failed", 2), "at max_attempts, but it may have been paid: not dead");
+    assert!(scalar_bool(c, &format!("SELECT maybe_sent FROM sponsorship.payout_queue WHERE payout_id = '{payout}'")));
+    // the order is refunded meanwhile: the payout is not cancelled as unsent
+    c.batch_execute(&format!("UPDATE sponsorship.sponsorship_orders SET status = 'refunded' WHERE id = '{order}'")).unwrap();
+    assert_eq!(queue_row(c, &payout).0, "failed");
+    assert_ne!(
+        scalar_string(c, &format!("SELECT status FROM sponsorship.sponsorship_payouts WHERE id = '{payout}'")),
+        "failed"
+    );
+    // the resend gets Stripe's stored answer; the transfer done, its reversal follows
+    make_ready(c);
+    assert_eq!(process(c), 1);
+    assert_eq!(queue_row(c, &payout).0, "completed");
+    assert_eq!(process(c), 1, "the reversal queued when the transfer was recorded");
+    assert_eq!(
+        scalar_string(c, &format!("SELECT status FROM sponsorship.sponsorship_payouts WHERE id = '{payout}'")),
+        "reversed"
+    );
+    assert_eq!(fake.transfers().len(), 1, "paid exactly once");
+    assert_eq!(fake.transfers()[0]["reversals"].as_array().map(|a| a.len()).unwrap_or(0), 1, "and taken back once");
+}
+
+#[test]
+fn a_payout_left_unknown_by_a_crash_is_reconciled_with_its_own_key() {
+    let (mut db, fake) = fixture_with_fake("payreconcile");
+    let c = &mut db.client;
     let order = paid_order(c, 1, 100_000, "USD", "accepted", None);
     let payout = payout_of(c, &order);
     let (key, net): (String, i64) = {
@@ -486,11 +520,8 @@ fn a_payout_left_unknown_by_a_crash_is_reconciled_with_its_own_key() {
 
 #[test]
 fn a_refund_after_payout_reverses_each_paid_stage_once() {
-    let mut db = TestDb::with_extension("payreverse");
+    let (mut db, fake) = fixture_with_fake("payreverse");
     let c = &mut db.client;
-    money_fixture(c);
-    let fake = FakeStripe::start();
-    use_fake(c, &fake);
     let order = paid_order(c, 1, 100_000, "USD", "completed",
                            Some(r#"{"stages":[{"on":"accepted","share_bps":5000},{"on":"completed","share_bps":5000}]}"#));
     payout_of(c, &order);

@@ -190,11 +190,11 @@ fn an_org_editor_edits_the_orgs_events_but_not_its_fee() {
     assert_eq!(updated, 0, "another organization's events are not editable");
     let updated = c
         .execute(
-            "UPDATE sponsorship.payout_configurations SET platform_fee_bps = 1",
+            "UPDATE sponsorship.payout_configurations SET payout_schedule = 'daily'",
             &[],
         )
         .unwrap();
-    assert_eq!(updated, 0, "an editor cannot change the fee");
+    assert_eq!(updated, 0, "an editor cannot change payout settings");
     c.batch_execute(&format!(
         "INSERT INTO sponsorship.events (org_id, title, start_at) VALUES ('{ORG_A}', 'New A event', now())"
     ))
@@ -209,22 +209,31 @@ fn an_org_admin_manages_the_orgs_payout_settings_only() {
     assert_eq!(count(c, "payout_configurations"), 1);
     let updated = c
         .execute(
-            "UPDATE sponsorship.payout_configurations SET platform_fee_bps = 850",
+            "UPDATE sponsorship.payout_configurations SET payout_schedule = 'weekly', minimum_payout_cents = 850",
             &[],
         )
         .unwrap();
     assert_eq!(updated, 1, "only Org A's settings");
+    // the platform's fee is the platform's: only the service role sets an organization's rate
+    for col in ["platform_fee_bps = 1", "min_fee_cents = 0", "max_fee_cents = 1"] {
+        expect_error(c, &format!("UPDATE sponsorship.payout_configurations SET {col}"), "42501");
+    }
+    expect_error(
+        c,
+        &format!("INSERT INTO sponsorship.payout_configurations (org_id, platform_fee_bps) VALUES ('{ORG_A}', 0)"),
+        "42501",
+    );
     c.batch_execute("RESET ROLE").unwrap();
-    let fees: Vec<i32> = c
+    let rows: Vec<(String, i64, i32)> = c
         .query(
-            "SELECT platform_fee_bps FROM sponsorship.payout_configurations ORDER BY org_id",
+            "SELECT payout_schedule, minimum_payout_cents, platform_fee_bps FROM sponsorship.payout_configurations ORDER BY org_id",
             &[],
         )
         .unwrap()
         .iter()
-        .map(|r| r.get(0))
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
         .collect();
-    assert_eq!(fees, vec![850, 900]);
+    assert_eq!(rows, vec![("weekly".into(), 850, 1000), ("manual".into(), 0, 900)]);
     // an admin cannot make someone an owner (above their own role)
     act_as(c, "authenticated", Some(A_ADMIN));
     expect_error(
