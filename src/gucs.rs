@@ -57,6 +57,13 @@ pub static PAYOUT_NAPTIME_MS: GucSetting<i32> = GucSetting::<i32>::new(1000);
 /// Megabytes a backend may keep its compiled marketplace in (0: not kept).
 pub static MATCH_CACHE_MB: GucSetting<i32> = GucSetting::<i32>::new(256);
 
+/// A text setting's value, or None when it is unset or blank.
+pub fn text(s: &GucSetting<Option<CString>>) -> Option<String> {
+    s.get()
+        .and_then(|c| c.to_str().ok().map(str::to_owned))
+        .filter(|v| !v.trim().is_empty())
+}
+
 pub fn init() {
     GucRegistry::define_int_guc(
         c"sponsorship.worker_batch_size",

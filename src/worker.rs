@@ -35,38 +35,44 @@ pub fn register() {
     }
 }
 
+/// Runs `f` in a transaction of its own (in a background worker), turning an ERROR into
+/// `Err(message)`; the transaction is rolled back then.
+pub(crate) fn in_transaction<R>(
+    f: impl FnOnce() -> R + std::panic::UnwindSafe + std::panic::RefUnwindSafe,
+) -> Result<R, String> {
+    PgTryBuilder::new(|| Ok(BackgroundWorker::transaction(f)))
+        .catch_others(|e| {
+            unsafe { pg_sys::AbortCurrentTransaction() };
+            Err(match e {
+                pg_sys::panic::CaughtError::PostgresError(r)
+                | pg_sys::panic::CaughtError::ErrorReport(r)
+                | pg_sys::panic::CaughtError::RustPanic { ereport: r, .. } => r.message().to_string(),
+            })
+        })
+        .execute()
+}
+
+/// Whether the extension is installed in the database this worker is connected to (call
+/// inside a transaction).
+pub(crate) fn extension_installed() -> bool {
+    Spi::get_one::<bool>("SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_extension WHERE extname = 'sponsorship')")
+        .ok()
+        .flatten()
+        .unwrap_or(false)
+}
+
 /// Runs `sql` (one `$1` integer argument, one integer result) in a transaction of its own.
 /// `Ok(None)`: the extension is not installed in this database (yet); `Err`: the pass failed
 /// and was rolled back, with the error's message.
 fn run_pass(sql: &'static str, batch: i32) -> Result<Option<i64>, String> {
-    PgTryBuilder::new(|| {
-        Ok(BackgroundWorker::transaction(|| {
-            let installed = Spi::get_one::<bool>(
-                "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_extension WHERE extname = 'sponsorship')",
-            )
-            .ok()
-            .flatten()
-            .unwrap_or(false);
-            if !installed {
-                return None;
-            }
-            Some(
-                Spi::get_one_with_args::<i64>(sql, &[batch.into()])
-                    .ok()
-                    .flatten()
-                    .unwrap_or(0),
-            )
-        }))
-    })
-    .catch_others(|e| {
-        unsafe { pg_sys::AbortCurrentTransaction() };
-        Err(match e {
-            pg_sys::panic::CaughtError::PostgresError(r)
-            | pg_sys::panic::CaughtError::ErrorReport(r)
-            | pg_sys::panic::CaughtError::RustPanic { ereport: r, .. } => r.message().to_string(),
+    in_transaction(|| {
+        extension_installed().then(|| {
+            Spi::get_one_with_args::<i64>(sql, &[batch.into()])
+                .ok()
+                .flatten()
+                .unwrap_or(0)
         })
     })
-    .execute()
 }
 
 /// Backs a failing kind of pass off exponentially, between `min` and `max`.

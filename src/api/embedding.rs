@@ -72,12 +72,7 @@ thread_local! {
 
 /// The model of `sponsorship.model_path`, loaded on first use and again when the path changes.
 pub fn model() -> Result<Rc<Model>, EmbedError> {
-    let path: PathBuf = gucs::MODEL_PATH
-        .get()
-        .and_then(|c| c.to_str().ok().map(str::to_owned))
-        .filter(|p| !p.trim().is_empty())
-        .ok_or(EmbedError::NoPath)?
-        .into();
+    let path: PathBuf = gucs::text(&gucs::MODEL_PATH).ok_or(EmbedError::NoPath)?.into();
     if let Some(m) = MODEL.with(|m| {
         m.borrow()
             .as_ref()

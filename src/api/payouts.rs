@@ -22,7 +22,7 @@ use std::time::Duration;
 use pgrx::bgworkers::{BackgroundWorker, BackgroundWorkerBuilder, SignalWakeFlags};
 use pgrx::pg_sys;
 use pgrx::prelude::*;
-use pgrx::{PgTryBuilder, Uuid};
+use pgrx::Uuid;
 use serde_json::{json, Value};
 use stripe_connect::{
     retry, send_concurrently, Client, Config, Outcome, ReversalRequest, Secret, TransferRequest,
@@ -30,6 +30,7 @@ use stripe_connect::{
 
 use crate::error::{raise, Plain};
 use crate::gucs;
+use crate::worker::{extension_installed, in_transaction};
 
 pub const PAYOUT_WORKER_TYPE: &str = "sponsorship payout worker";
 pub const PAYOUT_PASS_TYPE: &str = "sponsorship payout pass";
@@ -79,12 +80,6 @@ pub struct PassCounts {
     pub detail: Vec<Value>,
 }
 
-fn setting(s: &pgrx::GucSetting<Option<std::ffi::CString>>) -> Option<String> {
-    s.get()
-        .and_then(|c| c.to_str().ok().map(str::to_owned))
-        .filter(|v| !v.trim().is_empty())
-}
-
 fn http_timeout() -> Duration {
     Duration::from_millis(gucs::PAYOUT_HTTP_TIMEOUT_MS.get().max(100) as u64)
 }
@@ -103,9 +98,9 @@ pub fn payout_lease() -> pgrx::datum::Interval {
 /// The Stripe client of the server's settings (`base` overrides the URL).
 fn client(base: Option<String>) -> Result<Client, String> {
     let base = base
-        .or_else(|| setting(&gucs::STRIPE_API_BASE))
+        .or_else(|| gucs::text(&gucs::STRIPE_API_BASE))
         .ok_or("sponsorship.stripe_api_base is not set")?;
-    let file = setting(&gucs::STRIPE_SECRET_KEY_FILE).ok_or(
+    let file = gucs::text(&gucs::STRIPE_SECRET_KEY_FILE).ok_or(
         "sponsorship.stripe_secret_key_file is not set in the server's configuration \
          (payout passes run in their own process and read postgresql.conf, not a session's SET)",
     )?;
@@ -371,20 +366,6 @@ fn record(j: &Job, outcome: &Outcome<String>, rng: &mut retry::XorShift64Star, c
     Ok(true)
 }
 
-/// Runs `f` in a transaction of its own, turning an ERROR into `Err(message)`.
-fn in_transaction<R>(f: impl FnOnce() -> R + std::panic::UnwindSafe + std::panic::RefUnwindSafe) -> Result<R, String> {
-    PgTryBuilder::new(|| Ok(BackgroundWorker::transaction(f)))
-        .catch_others(|e| {
-            unsafe { pg_sys::AbortCurrentTransaction() };
-            Err(match e {
-                pg_sys::panic::CaughtError::PostgresError(r)
-                | pg_sys::panic::CaughtError::ErrorReport(r)
-                | pg_sys::panic::CaughtError::RustPanic { ereport: r, .. } => r.message().to_string(),
-            })
-        })
-        .execute()
-}
-
 /// How a pass was started, and what it may take.
 #[derive(Debug, Clone)]
 struct PassSpec {
@@ -515,7 +496,7 @@ fn pass_in_background(mode: &str, batch: i32, older_than: Option<Duration>) -> (
         );
     }
     let token = (seed() >> 1) as i64;
-    let base = setting(&gucs::STRIPE_API_BASE).unwrap_or_default();
+    let base = gucs::text(&gucs::STRIPE_API_BASE).unwrap_or_default();
     let extra = format!(
         "{mode} {token} {batch} {} {base}",
         older_than.map(|d| d.as_secs()).unwrap_or(0)
@@ -698,7 +679,7 @@ pub fn register_worker() {
 #[no_mangle]
 pub extern "C-unwind" fn sponsorship_payout_worker_main(_arg: pg_sys::Datum) {
     BackgroundWorker::attach_signal_handlers(SignalWakeFlags::SIGHUP | SignalWakeFlags::SIGTERM);
-    let database = setting(&gucs::WORKER_DATABASE).unwrap_or_else(|| "postgres".into());
+    let database = gucs::text(&gucs::WORKER_DATABASE).unwrap_or_else(|| "postgres".into());
     BackgroundWorker::connect_worker_to_spi(Some(&database), None);
     log!("{PAYOUT_WORKER_TYPE} started in database \"{database}\"");
     let mut backoff = Duration::ZERO;
@@ -714,15 +695,7 @@ pub extern "C-unwind" fn sponsorship_payout_worker_main(_arg: pg_sys::Datum) {
         if !gucs::PAYOUT_WORKER_ENABLED.get() {
             continue;
         }
-        let installed = in_transaction(|| {
-            Spi::get_one::<bool>(
-                "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_extension WHERE extname = 'sponsorship')",
-            )
-            .ok()
-            .flatten()
-            .unwrap_or(false)
-        })
-        .unwrap_or(false);
+        let installed = in_transaction(extension_installed).unwrap_or(false);
         if !installed {
             backoff = Duration::from_secs(10);
             continue;
