@@ -360,8 +360,10 @@ INSERT INTO sponsorship.event_sponsorships (order_id, event_id, sponsor_id, stat
 SELECT o.id, o.event_id, o.sponsor_id,
        CASE o.status WHEN 'accepted' THEN 'draft' WHEN 'live' THEN 'live' ELSE 'completed' END,
        to_jsonb(ARRAY['logo placement', 'social post', 'booth']),
-       CASE WHEN o.status IN ('live','completed') THEN (SELECT start_at FROM sponsorship.events WHERE id = o.event_id) END,
-       CASE WHEN o.status = 'completed' THEN (SELECT end_at FROM sponsorship.events WHERE id = o.event_id) END
+       -- live from a few weeks before the event (promotion), completed two days after it
+       CASE WHEN o.status IN ('live','completed')
+            THEN (SELECT start_at FROM sponsorship.events WHERE id = o.event_id) - ((7 + floor(random() * 28)) || ' days')::interval END,
+       CASE WHEN o.status = 'completed' THEN (SELECT end_at FROM sponsorship.events WHERE id = o.event_id) + interval '2 days' END
   FROM sponsorship.sponsorship_orders o
  WHERE o.status IN ('accepted','live','completed');
 
@@ -398,6 +400,47 @@ SELECT e.id,
   JOIN demo_fx fx ON fx.currency = e.currency
   CROSS JOIN LATERAL (SELECT (ARRAY['direct','direct','social','email','sponsor','partner','box_office'])[1 + floor(random() * 7)::int] AS ch,
                              1 + floor(random() * 4)::int AS t WHERE r.g > 0) x;
+
+-- Measured placements of completed activations (for the ROI evaluation): who saw the
+-- sponsor's placement (a pseudonymous viewer key), clicks, engagements, dwell and completed
+-- videos, over the activation's live period, plus the ticket-page views and sales the
+-- sponsor referred. Loaded for activations whose package promised up to 3,000 people
+-- (about a million rows); larger ones have no placement data in this demo.
+CREATE TEMP TABLE demo_measured AS
+SELECT es.id, es.event_id, es.sponsor_id, es.started_at, es.completed_at, p.expected_reach, p.package_type,
+       e.currency, fx.per_usd_cent,
+       -- how well the event delivered: most near the promise, some far off either way
+       GREATEST(1, round(p.expected_reach * (0.75 + random() * 0.85)))::int AS people,
+       row_number() OVER (ORDER BY es.id) AS k
+  FROM sponsorship.event_sponsorships es
+  JOIN sponsorship.sponsorship_orders o ON o.id = es.order_id
+  JOIN sponsorship.sponsorship_packages p ON p.id = o.package_id
+  JOIN demo_events e ON e.id = es.event_id
+  JOIN demo_fx fx ON fx.currency = e.currency
+ WHERE es.status = 'completed' AND p.expected_reach BETWEEN 1 AND 3000;
+
+INSERT INTO sponsorship.event_impressions
+       (event_id, sponsor_id, source, kind, dwell_ms, viewer_key, completed, created_at)
+SELECT m.event_id, m.sponsor_id,
+       CASE m.package_type WHEN 'onsite' THEN 'onsite' ELSE (ARRAY['web','app','email','social','onsite'])[1 + floor(random() * 5)::int] END,
+       CASE WHEN r.x < 0.88 THEN 'view' WHEN r.x < 0.96 THEN 'click' ELSE 'engagement' END,
+       CASE WHEN random() < 0.8 THEN floor(random() * random() * 90000)::int END,
+       -- a visitor id the platform hashed; 5% of views come from visitors it could not identify
+       CASE WHEN random() < 0.95 THEN 'v' || m.k || '-' || floor(random() * m.people)::int END,
+       CASE WHEN m.package_type <> 'onsite' AND random() < 0.3 THEN random() < 0.45 END,
+       m.started_at + random() * (m.completed_at - m.started_at)
+  FROM demo_measured m
+  CROSS JOIN LATERAL generate_series(1, round(m.people * 1.6)::int) g
+  CROSS JOIN LATERAL (SELECT random() AS x WHERE g > 0) r;
+
+INSERT INTO sponsorship.ticket_analytics (event_id, sponsor_id, channel, views, tickets, revenue_cents, currency, created_at)
+SELECT m.event_id, m.sponsor_id, 'sponsor', v.views, v.tickets,
+       (v.tickets * round((1500 + random() * 15000) * m.per_usd_cent))::bigint, m.currency,
+       m.started_at + random() * (m.completed_at - m.started_at)
+  FROM demo_measured m
+  CROSS JOIN LATERAL generate_series(1, 6) d
+  CROSS JOIN LATERAL (SELECT 1 + floor(random() * m.people / 40)::int AS views WHERE d > 0) w
+  CROSS JOIN LATERAL (SELECT w.views, floor(w.views * random() * 0.25)::int AS tickets) v;
 
 COMMIT;
 

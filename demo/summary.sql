@@ -12,7 +12,7 @@ SELECT (SELECT count(*) FROM sponsorship.organizations)          AS organizers,
        (SELECT count(*) FROM sponsorship.sponsorship_packages)   AS packages,
        (SELECT count(*) FROM sponsorship.sponsorship_orders)     AS orders,
        (SELECT count(*) FROM sponsorship.event_impressions)      AS impressions,
-       (SELECT count(*) FROM sponsorship.ticket_analytics)       AS ticket_sales;
+       (SELECT count(*) FROM sponsorship.ticket_analytics WHERE tickets > 0) AS ticket_sales;
 
 \echo
 \echo '━━ Raw facts land in monthly partitions (event_impressions, last 6 months) ━━'

@@ -75,6 +75,17 @@ if stats["transfers"] != paid:
     sys.exit(f"transfers ({stats['transfers']}) and paid payouts ({paid}) differ")
 PY
 
+say "after the events: ROI of the completed activations, and the audit trail"
+# The platform's default fee changes in postgresql.auto.conf and back: the changes are
+# observed (no trigger can see a setting change) and logged with where they came from.
+psql -X -q -c "ALTER SYSTEM SET sponsorship.platform_fee_bps = 450" -c "SELECT pg_reload_conf()" >/dev/null
+sleep 1
+psql -X -q -c "SELECT sponsorship.observe_platform_settings()" >/dev/null
+psql -X -q -c "ALTER SYSTEM RESET sponsorship.platform_fee_bps" -c "SELECT pg_reload_conf()" >/dev/null
+sleep 1
+psql -X -q -c "SELECT sponsorship.observe_platform_settings()" >/dev/null
+psql -X -q -v ON_ERROR_STOP=1 -f "$REPO_ROOT/demo/roi_audit.sql"
+
 echo
 say "the demo cluster is still running; explore it with:"
 echo "    psql -h $PGHOST -p $PGPORT -U postgres sponsorship_demo"

@@ -151,29 +151,46 @@ CREATE TABLE sponsorship.event_impressions (
     source      text NOT NULL DEFAULT 'web' CHECK (source IN ('web','app','email','social','onsite','partner')),
     kind        text NOT NULL DEFAULT 'view' CHECK (kind IN ('view','click','engagement')),
     dwell_ms    integer CHECK (dwell_ms >= 0),
+    viewer_key  text CHECK (length(viewer_key) BETWEEN 1 AND 128),
+    completed   boolean,
     created_at  timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (id, created_at)
 ) PARTITION BY RANGE (created_at);
 CREATE INDEX event_impressions_event_idx ON sponsorship.event_impressions (event_id, created_at);
-CREATE INDEX event_impressions_sponsor_idx ON sponsorship.event_impressions (sponsor_id, created_at)
+-- A sponsor's placements at one event over a window (evaluate_sponsorship_roi()).
+CREATE INDEX event_impressions_sponsor_idx ON sponsorship.event_impressions (sponsor_id, event_id, created_at)
     WHERE sponsor_id IS NOT NULL;
 COMMENT ON TABLE sponsorship.event_impressions IS
     'Raw impressions of an event listing or of a sponsor placement (sponsor_id set); monthly partitions.';
+COMMENT ON COLUMN sponsorship.event_impressions.viewer_key IS
+    'A pseudonymous, stable key of the person who saw it (a hashed visitor or attendee id, never an e-mail '
+    'address); counts unique reach. NULL when unknown.';
+COMMENT ON COLUMN sponsorship.event_impressions.completed IS
+    'True when the placement was seen through (a video played to its end, a session attended to its close); '
+    'NULL when the placement has no end to reach or it was not measured.';
 
 CREATE TABLE sponsorship.ticket_analytics (
     id             bigserial NOT NULL,
     event_id       uuid NOT NULL REFERENCES sponsorship.events(id) ON DELETE CASCADE,
     sponsor_id     uuid REFERENCES sponsorship.sponsors(id) ON DELETE SET NULL,
     channel        text NOT NULL DEFAULT 'direct' CHECK (channel IN ('direct','sponsor','social','email','partner','box_office')),
-    tickets        integer NOT NULL CHECK (tickets > 0),
-    revenue_cents  bigint NOT NULL CHECK (revenue_cents >= 0),
+    views          integer NOT NULL DEFAULT 0 CHECK (views >= 0),
+    tickets        integer NOT NULL DEFAULT 0 CHECK (tickets >= 0),
+    revenue_cents  bigint NOT NULL DEFAULT 0 CHECK (revenue_cents >= 0),
     currency       text NOT NULL DEFAULT 'USD' CHECK (sponsorship.is_currency_code(currency)),
     created_at     timestamptz NOT NULL DEFAULT now(),
-    PRIMARY KEY (id, created_at)
+    PRIMARY KEY (id, created_at),
+    CONSTRAINT ticket_analytics_records_something CHECK (views > 0 OR tickets > 0),
+    CONSTRAINT ticket_analytics_revenue_needs_tickets CHECK (tickets > 0 OR revenue_cents = 0)
 ) PARTITION BY RANGE (created_at);
 CREATE INDEX ticket_analytics_event_idx ON sponsorship.ticket_analytics (event_id, created_at);
+CREATE INDEX ticket_analytics_sponsor_idx ON sponsorship.ticket_analytics (sponsor_id, event_id, created_at)
+    WHERE sponsor_id IS NOT NULL;
 COMMENT ON TABLE sponsorship.ticket_analytics IS
-    'Raw ticket sales (sponsor_id set when a sponsor referral drove them); monthly partitions.';
+    'Raw ticket-page views and ticket sales by channel (sponsor_id set when a sponsor referral drove them); '
+    'monthly partitions.';
+COMMENT ON COLUMN sponsorship.ticket_analytics.views IS 'Views of the ticket page this row records (0 for a sale alone).';
+COMMENT ON COLUMN sponsorship.ticket_analytics.tickets IS 'Tickets sold (0 for views alone).';
 
 ---------------------------------------------------------------------------------------
 -- Deals and money
@@ -229,7 +246,9 @@ CREATE TABLE sponsorship.sponsorship_orders (
         FOREIGN KEY (package_id, event_id)
         REFERENCES sponsorship.sponsorship_packages (id, event_id) ON DELETE RESTRICT,
     CONSTRAINT sponsorship_orders_fee_within_amount
-        CHECK (application_fee_cents IS NULL OR application_fee_cents <= amount_cents)
+        CHECK (application_fee_cents IS NULL OR application_fee_cents <= amount_cents),
+    -- lets an activation name its order's event and sponsor (and no others)
+    CONSTRAINT sponsorship_orders_id_parties_key UNIQUE (id, event_id, sponsor_id)
 );
 CREATE INDEX sponsorship_orders_sponsor_idx ON sponsorship.sponsorship_orders (sponsor_id);
 CREATE INDEX sponsorship_orders_event_idx ON sponsorship.sponsorship_orders (event_id);
@@ -254,13 +273,28 @@ CREATE TABLE sponsorship.event_sponsorships (
     roi_summary   jsonb CHECK (roi_summary IS NULL OR jsonb_typeof(roi_summary) = 'object'),
     started_at    timestamptz,
     completed_at  timestamptz,
+    evaluated_at  timestamptz,
     created_at    timestamptz NOT NULL DEFAULT now(),
-    updated_at    timestamptz NOT NULL DEFAULT now()
+    updated_at    timestamptz NOT NULL DEFAULT now(),
+    CONSTRAINT event_sponsorships_parties_of_order
+        FOREIGN KEY (order_id, event_id, sponsor_id)
+        REFERENCES sponsorship.sponsorship_orders (id, event_id, sponsor_id) ON DELETE CASCADE,
+    CONSTRAINT event_sponsorships_completed_after_start
+        CHECK (completed_at IS NULL OR started_at IS NULL OR completed_at >= started_at),
+    CONSTRAINT event_sponsorships_evaluated_has_summary
+        CHECK (status <> 'evaluated' OR (roi_summary IS NOT NULL AND evaluated_at IS NOT NULL))
 );
 CREATE INDEX event_sponsorships_event_idx ON sponsorship.event_sponsorships (event_id);
 CREATE INDEX event_sponsorships_sponsor_idx ON sponsorship.event_sponsorships (sponsor_id);
 COMMENT ON TABLE sponsorship.event_sponsorships IS
     'The activation of a sold package: draft -> live -> completed -> evaluated, deliverables, ROI summary.';
+COMMENT ON COLUMN sponsorship.event_sponsorships.roi_summary IS
+    'Written by evaluate_sponsorship_roi(): reach, engagement, tickets and cost figures of the activation; '
+    'see that function for every key.';
+COMMENT ON COLUMN sponsorship.event_sponsorships.started_at IS
+    'When the activation went live (set on the change to live when not given): the start of its ROI window.';
+COMMENT ON COLUMN sponsorship.event_sponsorships.completed_at IS
+    'When the activation completed (set on the change to completed when not given): the end of its ROI window.';
 
 CREATE TABLE sponsorship.payout_configurations (
     id                         uuid PRIMARY KEY DEFAULT gen_random_uuid(),

@@ -40,6 +40,7 @@ SELECT e.id                        AS event_id,
        COALESCE(imp.impressions, 0)          AS impressions,
        COALESCE(imp.clicks, 0)               AS clicks,
        COALESCE(imp.sponsor_impressions, 0)  AS sponsor_impressions,
+       COALESCE(tix.ticket_page_views, 0)    AS ticket_page_views,
        COALESCE(tix.tickets_sold, 0)         AS tickets_sold,
        COALESCE(tix.ticket_revenue_cents_by_currency, '{}'::jsonb) AS ticket_revenue_cents_by_currency,
        COALESCE(pkg.active_packages, 0)      AS active_packages,
@@ -57,9 +58,10 @@ SELECT e.id                        AS event_id,
                count(*) FILTER (WHERE x.sponsor_id IS NOT NULL) AS sponsor_impressions
           FROM sponsorship.event_impressions x WHERE x.event_id = e.id) imp ON true
   LEFT JOIN LATERAL (
-        SELECT sum(c.tickets)::bigint AS tickets_sold,
-               jsonb_object_agg(c.currency, c.revenue) AS ticket_revenue_cents_by_currency
-          FROM (SELECT t.currency, sum(t.tickets) AS tickets, sum(t.revenue_cents) AS revenue
+        SELECT sum(c.views)::bigint AS ticket_page_views,
+               sum(c.tickets)::bigint AS tickets_sold,
+               jsonb_object_agg(c.currency, c.revenue) FILTER (WHERE c.tickets > 0) AS ticket_revenue_cents_by_currency
+          FROM (SELECT t.currency, sum(t.views) AS views, sum(t.tickets) AS tickets, sum(t.revenue_cents) AS revenue
                   FROM sponsorship.ticket_analytics t WHERE t.event_id = e.id
                  GROUP BY t.currency) c) tix ON true
   LEFT JOIN LATERAL (
@@ -79,7 +81,8 @@ SELECT e.id                        AS event_id,
                    AND o.stripe_charge_id IS NOT NULL
                  GROUP BY o.currency) c) ord ON true;
 COMMENT ON VIEW sponsorship.v_event_performance_summary IS
-    'Per event: audience, quality, impressions, tickets, packages and paid sponsorship revenue (per currency).';
+    'Per event: audience, quality, impressions, ticket-page views and tickets sold, packages and paid sponsorship '
+    'revenue (per currency).';
 
 CREATE VIEW sponsorship.v_sponsorship_package_cards WITH (security_invoker = true) AS
 SELECT p.id                      AS package_id,
@@ -125,6 +128,30 @@ $fn$;
 COMMENT ON FUNCTION sponsorship.sponsor_events_sponsored(uuid) IS
     'Public track record of a sponsor: the number of events it has sponsored (live or completed, paid deals).';
 
+-- A sponsor's public ROI record: how its evaluated activations delivered against what their
+-- packages promised. Activations are private to the parties, so this reveals aggregates
+-- only, and only over at least 3 evaluations (with fewer, one deal's figures could be read
+-- off), rounded to two decimals.
+CREATE FUNCTION sponsorship.sponsor_roi_record(p_sponsor_id uuid,
+                                               OUT evaluated_sponsorships bigint,
+                                               OUT median_reach_delivered_ratio numeric,
+                                               OUT expectation_met_share numeric)
+LANGUAGE sql STABLE SECURITY DEFINER PARALLEL SAFE
+AS $fn$
+    SELECT n,
+           CASE WHEN n >= 3 THEN round(median::numeric, 2) END,
+           CASE WHEN n >= 3 AND judged > 0 THEN round(met::numeric / judged, 2) END
+      FROM (SELECT count(*) AS n,
+                   percentile_cont(0.5) WITHIN GROUP (ORDER BY (es.roi_summary ->> 'reach_delivered_ratio')::float8) AS median,
+                   count(*) FILTER (WHERE es.roi_summary ->> 'verdict' IN ('met', 'exceeded')) AS met,
+                   count(*) FILTER (WHERE es.roi_summary ->> 'reach_delivered_ratio' IS NOT NULL) AS judged
+              FROM sponsorship.event_sponsorships es
+             WHERE es.sponsor_id = p_sponsor_id AND es.status = 'evaluated') x
+$fn$;
+COMMENT ON FUNCTION sponsorship.sponsor_roi_record(uuid) IS
+    'Public ROI record of a sponsor: evaluated activations and, from 3 of them on, the median reach delivered against '
+    'expected and the share of those with an expectation that met or exceeded it (two decimals).';
+
 CREATE VIEW sponsorship.v_sponsor_marketplace WITH (security_invoker = true) AS
 SELECT s.id                                    AS sponsor_id,
        s.name,
@@ -140,11 +167,16 @@ SELECT s.id                                    AS sponsor_id,
        sp.brand_objectives ->> 'description'   AS objectives_description,
        sp.objectives_embedding IS NOT NULL     AS has_objectives_embedding,
        sponsorship.sponsor_events_sponsored(s.id) AS events_sponsored,
+       roi.evaluated_sponsorships,
+       roi.median_reach_delivered_ratio,
+       roi.expectation_met_share,
        s.created_at                            AS listed_since
   FROM sponsorship.sponsors s
-  LEFT JOIN sponsorship.sponsor_profiles sp ON sp.sponsor_id = s.id;
+  LEFT JOIN sponsorship.sponsor_profiles sp ON sp.sponsor_id = s.id
+  CROSS JOIN LATERAL sponsorship.sponsor_roi_record(s.id) roi;
 COMMENT ON VIEW sponsorship.v_sponsor_marketplace IS
-    'Sponsor listings with their profile (budget, categories, regions, objectives) and public track record.';
+    'Sponsor listings with their profile (budget, categories, regions, objectives) and public track record: events '
+    'sponsored and the ROI of evaluated activations (median reach delivered against expected, share that met it).';
 
 CREATE VIEW sponsorship.v_event_marketplace WITH (security_invoker = true) AS
 SELECT e.id                               AS event_id,

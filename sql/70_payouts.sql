@@ -106,6 +106,8 @@ BEGIN
               USING ERRCODE = 'object_not_in_prerequisite_state',
                     HINT = 'Set payout_configurations.stripe_connect_account_id for the organization.';
     END IF;
+    -- the default fee may be about to apply: log it if it changed (audit_log)
+    PERFORM sponsorship.observe_platform_settings();
     v_fee := COALESCE(v_order.application_fee_cents,
                       sponsorship.calculate_platform_fee(v_order.amount_cents, v_order.org_id, v_order.currency));
     IF v_order.application_fee_cents IS NULL THEN

@@ -67,7 +67,15 @@ REVOKE EXECUTE ON FUNCTION
     sponsorship.refresh_order_payout_status(uuid),
     sponsorship.process_payout_queue(integer),
     sponsorship.reconcile_payouts(interval),
-    sponsorship.payout_lease()
+    sponsorship.payout_lease(),
+    sponsorship.fn_activation_lifecycle(),
+    sponsorship.evaluate_completed_sponsorships(integer),
+    sponsorship.roi_assess(jsonb),
+    sponsorship.fn_audit_log_is_append_only(),
+    sponsorship.fn_audit_payout_configuration(),
+    sponsorship.fn_audit_payout_configuration_truncate(),
+    sponsorship.fn_audit_match_status(),
+    sponsorship.observe_platform_settings()
   FROM anon, authenticated;
 
 -- Fees are an organization's commercial terms: signed-in users (who pay them) may compute
@@ -75,5 +83,6 @@ REVOKE EXECUTE ON FUNCTION
 REVOKE EXECUTE ON FUNCTION
     sponsorship.calculate_platform_fee(bigint, uuid),
     sponsorship.calculate_platform_fee(bigint, uuid, text),
-    sponsorship.queue_sponsorship_payout(uuid, integer)
+    sponsorship.queue_sponsorship_payout(uuid, integer),
+    sponsorship.evaluate_sponsorship_roi(uuid)
   FROM anon;

@@ -2,7 +2,7 @@
 //! PostgreSQL. This file only wires the modules together.
 //!
 //! - Pure domain logic (no pgrx): [`quality`], [`vector_math`], [`matching`],
-//!   [`money`], [`snapshot_cache`] (when a backend may reuse what it read before).
+//!   [`money`], [`roi`] (post-event return of an activation), [`snapshot_cache`] (when a backend may reuse what it read before).
 //! - Postgres glue: [`error`] (SQLSTATE mapping), [`pgvector`] (the `vector` type),
 //!   [`gucs`] (every `sponsorship.*` setting), [`worker`] (the recalculation worker).
 //! - The SQL API: [`api`].
@@ -19,6 +19,7 @@ pub mod matching;
 pub mod money;
 pub mod pgvector;
 pub mod quality;
+pub mod roi;
 pub mod snapshot_cache;
 pub mod vector_math;
 pub mod worker;
@@ -90,6 +91,11 @@ extension_sql_file!(
         api::owner::caller_is_service_role,
         api::payouts::payout_lease
     ]
+);
+extension_sql_file!(
+    "../sql/80_roi_audit.sql",
+    name = "roi_audit",
+    requires = ["payouts", api::roi::roi_assess, api::owner::caller_role]
 );
 extension_sql_file!("../sql/90_finalize.sql", name = "finalize", finalize);
 

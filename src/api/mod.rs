@@ -10,5 +10,6 @@ pub mod owner;
 pub mod payouts;
 pub mod quality;
 pub mod queue;
+pub mod roi;
 pub mod semantic;
 pub mod vectors;

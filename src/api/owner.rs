@@ -79,6 +79,21 @@ pub fn with_pinned_search_path<R>(f: impl FnOnce() -> R) -> R {
     r
 }
 
+/// The role the session is acting as (`SET ROLE`, or the login role): who made a change, for
+/// the audit log, even inside a SECURITY DEFINER function or trigger.
+#[pg_extern(stable, parallel_safe)]
+pub fn caller_role() -> String {
+    // SAFETY: a catalog lookup of the outer user id; a dropped role reads as its oid.
+    unsafe {
+        let name = pg_sys::GetUserNameFromId(pg_sys::GetOuterUserId(), true);
+        if name.is_null() {
+            format!("role {:?}", pg_sys::GetOuterUserId())
+        } else {
+            std::ffi::CStr::from_ptr(name).to_string_lossy().into_owned()
+        }
+    }
+}
+
 /// Whether the role the session is acting as (`SET ROLE`, or the login role) is, or acts
 /// as, `service_role` (or a superuser). Unlike `current_user`, this is not changed by
 /// SECURITY DEFINER, so a definer function can tell a service caller from an API user.

@@ -684,6 +684,8 @@ pub extern "C-unwind" fn sponsorship_payout_worker_main(_arg: pg_sys::Datum) {
     log!("{PAYOUT_WORKER_TYPE} started in database \"{database}\"");
     let mut backoff = Duration::ZERO;
     let mut last_auto = std::time::Instant::now() - Duration::from_secs(3600);
+    // the platform's default fee as last logged by this worker (audit_log)
+    let mut observed_fee: Option<i32> = None;
     loop {
         let nap = Duration::from_millis(gucs::PAYOUT_NAPTIME_MS.get().max(10) as u64) + backoff;
         if !BackgroundWorker::wait_latch(Some(nap)) {
@@ -700,9 +702,20 @@ pub extern "C-unwind" fn sponsorship_payout_worker_main(_arg: pg_sys::Datum) {
             backoff = Duration::from_secs(10);
             continue;
         }
+        let fee = gucs::PLATFORM_FEE_BPS.get();
+        if observed_fee != Some(fee) {
+            match in_transaction(|| Spi::run("SELECT sponsorship.observe_platform_settings()"))
+                .and_then(|r| r.map_err(|e| e.to_string()))
+            {
+                Ok(()) => observed_fee = Some(fee),
+                Err(e) => warning!("{PAYOUT_WORKER_TYPE}: logging the platform fee setting failed: {e}"),
+            }
+        }
         if last_auto.elapsed() >= Duration::from_secs(60) {
             last_auto = std::time::Instant::now();
-            if let Err(e) = in_transaction(|| Spi::run("SELECT sponsorship.queue_due_payouts()")) {
+            if let Err(e) = in_transaction(|| Spi::run("SELECT sponsorship.queue_due_payouts()"))
+                .and_then(|r| r.map_err(|e| e.to_string()))
+            {
                 warning!("{PAYOUT_WORKER_TYPE}: queueing automatic payouts failed: {e}");
             }
         }

@@ -1,6 +1,7 @@
 //! Out-of-process tests: a real Postgres 15 cluster with the installed extension, real
 //! pgvector and pg_cron, talked to over libpq like any client would.
 
+mod audit;
 mod constraints;
 mod embeddings;
 mod install;
@@ -9,4 +10,5 @@ mod payouts;
 mod payouts_crash;
 mod quality;
 mod rls;
+mod roi;
 mod schema;

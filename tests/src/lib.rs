@@ -62,6 +62,19 @@ impl TestDb {
     pub fn connect(&self) -> Client {
         connect(&self.name)
     }
+
+    /// Another connection whose NOTICE (and lower) messages are collected in the returned
+    /// list, in order.
+    pub fn connect_collecting_notices(&self) -> (Client, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+        let notices = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let sink = notices.clone();
+        let mut config: postgres::Config = conn_string(&self.name).parse().expect("connection string");
+        config.notice_callback(move |n| sink.lock().unwrap().push(n.message().to_string()));
+        let client = config
+            .connect(NoTls)
+            .unwrap_or_else(|e| panic!("cannot connect to {}: {e}", self.name));
+        (client, notices)
+    }
 }
 
 impl Drop for TestDb {
