@@ -86,6 +86,9 @@ sleep 1
 psql -X -q -c "SELECT sponsorship.observe_platform_settings()" >/dev/null
 psql -X -q -v ON_ERROR_STOP=1 -f "$REPO_ROOT/demo/roi_audit.sql"
 
+say "operations: partitions, refreshes, the pg_cron schedule and the health report"
+psql -X -q -v ON_ERROR_STOP=1 -f "$REPO_ROOT/demo/operations.sql"
+
 echo
 say "the demo cluster is still running; explore it with:"
 echo "    psql -h $PGHOST -p $PGPORT -U postgres sponsorship_demo"

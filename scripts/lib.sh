@@ -40,6 +40,10 @@ install_extension() {
   local flags=()
   [ "$profile" = release ] && flags+=(--release)
   (cd "$REPO_ROOT" && cargo pgrx install "${flags[@]}" --pg-config "$PG_CONFIG" >/dev/null)
+  # Earlier versions' install scripts (cargo pgrx installs the current one and the upgrade
+  # scripts sql/sponsorship--A--B.sql): CREATE EXTENSION ... VERSION 'A' then ALTER
+  # EXTENSION ... UPDATE works, as on a server that ran version A.
+  install -m 644 "$REPO_ROOT"/sql/archive/sponsorship--*.sql "$("$PG_CONFIG" --sharedir)/extension/"
 }
 
 port_is_free() {

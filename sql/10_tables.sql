@@ -151,9 +151,10 @@ CREATE TABLE sponsorship.event_impressions (
     source      text NOT NULL DEFAULT 'web' CHECK (source IN ('web','app','email','social','onsite','partner')),
     kind        text NOT NULL DEFAULT 'view' CHECK (kind IN ('view','click','engagement')),
     dwell_ms    integer CHECK (dwell_ms >= 0),
+    created_at  timestamptz NOT NULL DEFAULT now(),
+    -- 0.2.0 (after created_at, where ALTER TABLE ADD COLUMN puts them on an upgraded database)
     viewer_key  text CHECK (length(viewer_key) BETWEEN 1 AND 128),
     completed   boolean,
-    created_at  timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (id, created_at)
 ) PARTITION BY RANGE (created_at);
 CREATE INDEX event_impressions_event_idx ON sponsorship.event_impressions (event_id, created_at);
@@ -174,11 +175,11 @@ CREATE TABLE sponsorship.ticket_analytics (
     event_id       uuid NOT NULL REFERENCES sponsorship.events(id) ON DELETE CASCADE,
     sponsor_id     uuid REFERENCES sponsorship.sponsors(id) ON DELETE SET NULL,
     channel        text NOT NULL DEFAULT 'direct' CHECK (channel IN ('direct','sponsor','social','email','partner','box_office')),
-    views          integer NOT NULL DEFAULT 0 CHECK (views >= 0),
     tickets        integer NOT NULL DEFAULT 0 CHECK (tickets >= 0),
     revenue_cents  bigint NOT NULL DEFAULT 0 CHECK (revenue_cents >= 0),
     currency       text NOT NULL DEFAULT 'USD' CHECK (sponsorship.is_currency_code(currency)),
     created_at     timestamptz NOT NULL DEFAULT now(),
+    views          integer NOT NULL DEFAULT 0 CHECK (views >= 0),  -- 0.2.0
     PRIMARY KEY (id, created_at),
     CONSTRAINT ticket_analytics_records_something CHECK (views > 0 OR tickets > 0),
     CONSTRAINT ticket_analytics_revenue_needs_tickets CHECK (tickets > 0 OR revenue_cents = 0)
@@ -273,9 +274,9 @@ CREATE TABLE sponsorship.event_sponsorships (
     roi_summary   jsonb CHECK (roi_summary IS NULL OR jsonb_typeof(roi_summary) = 'object'),
     started_at    timestamptz,
     completed_at  timestamptz,
-    evaluated_at  timestamptz,
     created_at    timestamptz NOT NULL DEFAULT now(),
     updated_at    timestamptz NOT NULL DEFAULT now(),
+    evaluated_at  timestamptz,  -- 0.2.0
     CONSTRAINT event_sponsorships_parties_of_order
         FOREIGN KEY (order_id, event_id, sponsor_id)
         REFERENCES sponsorship.sponsorship_orders (id, event_id, sponsor_id) ON DELETE CASCADE,
@@ -453,32 +454,81 @@ COMMENT ON TABLE sponsorship.mv_refresh_log IS 'Every materialized view refresh:
 -- Monthly partitions of the raw fact tables
 ---------------------------------------------------------------------------------------
 
--- Creates the partition of `p_parent` holding the month that contains `p_month`, if it does
--- not exist yet; returns its name. RLS is enabled on every partition (they are tables too).
-CREATE FUNCTION sponsorship.ensure_month_partition(p_parent regclass, p_month date) RETURNS text
+-- Creates the partition of `p_parent` (a fact table) holding the month that contains
+-- `p_month`, if it does not exist yet. Rows of that month already in the DEFAULT partition
+-- move into the new one, in the same transaction (the parent is locked meanwhile). RLS is
+-- enabled on every partition (they are tables too).
+CREATE FUNCTION sponsorship.create_month_partition(p_parent regclass, p_month date,
+                                                   OUT partition_name text, OUT created boolean, OUT rows_moved bigint)
 LANGUAGE plpgsql
 AS $fn$
 DECLARE
-    v_from  date := date_trunc('month', p_month)::date;
-    v_to    date := (date_trunc('month', p_month) + interval '1 month')::date;
-    v_name  text := format('%s_y%sm%s', (SELECT relname FROM pg_class WHERE oid = p_parent),
-                           to_char(v_from, 'YYYY'), to_char(v_from, 'MM'));
+    v_from     date;
+    v_to       date;
+    v_default  regclass;
 BEGIN
-    IF to_regclass(format('sponsorship.%I', v_name)) IS NULL THEN
-        EXECUTE format('CREATE TABLE sponsorship.%I PARTITION OF %s FOR VALUES FROM (%L) TO (%L)',
-                       v_name, p_parent, v_from, v_to);
-        EXECUTE format('ALTER TABLE sponsorship.%I ENABLE ROW LEVEL SECURITY', v_name);
-        IF EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'service_role') THEN
-            EXECUTE format('CREATE POLICY service_role_all ON sponsorship.%I TO service_role '
-                           'USING (true) WITH CHECK (true)', v_name);
-            EXECUTE format('GRANT ALL ON sponsorship.%I TO service_role', v_name);
-        END IF;
-        EXECUTE format('COMMENT ON TABLE sponsorship.%I IS %L', v_name,
-                       format('Partition of %s for %s', p_parent, to_char(v_from, 'YYYY-MM')));
+    IF p_parent IS NULL OR p_month IS NULL THEN
+        RAISE EXCEPTION 'p_parent and p_month must not be NULL' USING ERRCODE = 'null_value_not_allowed';
     END IF;
-    RETURN v_name;
+    IF p_parent NOT IN ('sponsorship.event_impressions'::regclass, 'sponsorship.ticket_analytics'::regclass) THEN
+        RAISE EXCEPTION '% is not a partitioned fact table of sponsorship (event_impressions, ticket_analytics)', p_parent
+              USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    v_from := date_trunc('month', p_month)::date;
+    v_to := (date_trunc('month', p_month) + interval '1 month')::date;
+    partition_name := format('%s_y%sm%s', (SELECT relname FROM pg_catalog.pg_class WHERE oid = p_parent),
+                             to_char(v_from, 'YYYY'), to_char(v_from, 'MM'));
+    created := false;
+    rows_moved := 0;
+    IF to_regclass(format('sponsorship.%I', partition_name)) IS NOT NULL THEN
+        RETURN;
+    END IF;
+    -- one creator at a time per table; look again once it is ours
+    PERFORM pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('sponsorship.partition:' || p_parent::text));
+    IF to_regclass(format('sponsorship.%I', partition_name)) IS NOT NULL THEN
+        RETURN;
+    END IF;
+    SELECT i.inhrelid::regclass INTO v_default
+      FROM pg_catalog.pg_inherits i JOIN pg_catalog.pg_class c ON c.oid = i.inhrelid
+     WHERE i.inhparent = p_parent AND pg_catalog.pg_get_expr(c.relpartbound, c.oid) = 'DEFAULT';
+    IF v_default IS NOT NULL THEN
+        -- no writes while rows change partition
+        EXECUTE format('LOCK TABLE %s IN SHARE ROW EXCLUSIVE MODE', p_parent);
+        EXECUTE format('SELECT EXISTS (SELECT 1 FROM %s WHERE created_at >= %L AND created_at < %L)',
+                       v_default, v_from, v_to) INTO created;
+    END IF;
+    IF created THEN
+        -- the DEFAULT partition holds rows of this month: a plain PARTITION OF would fail
+        -- ("would be violated by some row"); build the month beside it, move them, attach it
+        EXECUTE format('CREATE TABLE sponsorship.%I (LIKE %s INCLUDING DEFAULTS INCLUDING CONSTRAINTS INCLUDING STORAGE)',
+                       partition_name, p_parent);
+        EXECUTE format('WITH moved AS (DELETE FROM %s WHERE created_at >= %L AND created_at < %L RETURNING *) '
+                       'INSERT INTO sponsorship.%I SELECT * FROM moved', v_default, v_from, v_to, partition_name);
+        GET DIAGNOSTICS rows_moved = ROW_COUNT;
+        EXECUTE format('ALTER TABLE %s ATTACH PARTITION sponsorship.%I FOR VALUES FROM (%L) TO (%L)',
+                       p_parent, partition_name, v_from, v_to);
+    ELSE
+        EXECUTE format('CREATE TABLE sponsorship.%I PARTITION OF %s FOR VALUES FROM (%L) TO (%L)',
+                       partition_name, p_parent, v_from, v_to);
+    END IF;
+    created := true;
+    EXECUTE format('ALTER TABLE sponsorship.%I ENABLE ROW LEVEL SECURITY', partition_name);
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'service_role') THEN
+        EXECUTE format('CREATE POLICY service_role_all ON sponsorship.%I TO service_role '
+                       'USING (true) WITH CHECK (true)', partition_name);
+        EXECUTE format('GRANT ALL ON sponsorship.%I TO service_role', partition_name);
+    END IF;
+    EXECUTE format('COMMENT ON TABLE sponsorship.%I IS %L', partition_name,
+                   format('Partition of %s for %s', p_parent, to_char(v_from, 'YYYY-MM')));
 END
 $fn$;
+COMMENT ON FUNCTION sponsorship.create_month_partition(regclass, date) IS
+    'Creates (if missing) the monthly partition of event_impressions or ticket_analytics holding the given date, '
+    'moving that month''s rows out of the DEFAULT partition; returns its name, whether it was created and the rows moved.';
+
+CREATE FUNCTION sponsorship.ensure_month_partition(p_parent regclass, p_month date) RETURNS text
+LANGUAGE sql
+AS $fn$ SELECT (sponsorship.create_month_partition(p_parent, p_month)).partition_name $fn$;
 COMMENT ON FUNCTION sponsorship.ensure_month_partition(regclass, date) IS
     'Creates (if missing) the monthly partition of a fact table that holds the given date; returns its name.';
 

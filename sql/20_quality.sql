@@ -49,7 +49,8 @@ COMMENT ON MATERIALIZED VIEW sponsorship.mv_event_quality_scores IS
     'medium >= 0.4, else low). Refresh with refresh_event_quality_scores().';
 
 -- Refreshes a materialized view of this extension and records the run in mv_refresh_log.
--- A failure is raised to the caller (naming the view), never swallowed.
+-- A failure is raised to the caller (naming the view), never swallowed, and logged by a
+-- process of its own (log_refresh_failure()), so the row stays when the caller rolls back.
 -- SECURITY DEFINER: only the owner may refresh a materialized view; EXECUTE is granted to
 -- service_role alone (see 40_security.sql).
 CREATE FUNCTION sponsorship.refresh_materialized_view(p_view text, p_concurrently boolean DEFAULT true)
@@ -84,6 +85,8 @@ BEGIN
         PERFORM sponsorship.note_match_input_change();
     EXCEPTION WHEN OTHERS THEN
         GET STACKED DIAGNOSTICS v_state = RETURNED_SQLSTATE, v_message = MESSAGE_TEXT;
+        PERFORM sponsorship.log_refresh_failure(p_view, extract(epoch FROM v_started)::float8, v_concurrent,
+                                                v_state, v_message);
         RAISE EXCEPTION 'refreshing sponsorship.% failed: %', p_view, v_message USING ERRCODE = v_state;
     END;
     INSERT INTO sponsorship.mv_refresh_log

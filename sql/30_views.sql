@@ -40,7 +40,6 @@ SELECT e.id                        AS event_id,
        COALESCE(imp.impressions, 0)          AS impressions,
        COALESCE(imp.clicks, 0)               AS clicks,
        COALESCE(imp.sponsor_impressions, 0)  AS sponsor_impressions,
-       COALESCE(tix.ticket_page_views, 0)    AS ticket_page_views,
        COALESCE(tix.tickets_sold, 0)         AS tickets_sold,
        COALESCE(tix.ticket_revenue_cents_by_currency, '{}'::jsonb) AS ticket_revenue_cents_by_currency,
        COALESCE(pkg.active_packages, 0)      AS active_packages,
@@ -48,7 +47,8 @@ SELECT e.id                        AS event_id,
        COALESCE(pkg.package_units_sold, 0)   AS package_units_sold,
        COALESCE(ord.paid_orders, 0)          AS paid_orders,
        COALESCE(ord.sponsors, 0)             AS sponsors,
-       COALESCE(ord.sponsorship_revenue_cents_by_currency, '{}'::jsonb) AS sponsorship_revenue_cents_by_currency
+       COALESCE(ord.sponsorship_revenue_cents_by_currency, '{}'::jsonb) AS sponsorship_revenue_cents_by_currency,
+       COALESCE(tix.ticket_page_views, 0)    AS ticket_page_views  -- 0.2.0
   FROM sponsorship.events e
   LEFT JOIN sponsorship.event_audience_insights i ON i.event_id = e.id
   LEFT JOIN sponsorship.event_quality_scores q ON q.event_id = e.id
@@ -84,6 +84,7 @@ COMMENT ON VIEW sponsorship.v_event_performance_summary IS
     'Per event: audience, quality, impressions, ticket-page views and tickets sold, packages and paid sponsorship '
     'revenue (per currency).';
 
+-- 85_operations.sql appends the event's recent attention (mv_package_card_stats) to it.
 CREATE VIEW sponsorship.v_sponsorship_package_cards WITH (security_invoker = true) AS
 SELECT p.id                      AS package_id,
        p.event_id,
@@ -167,10 +168,11 @@ SELECT s.id                                    AS sponsor_id,
        sp.brand_objectives ->> 'description'   AS objectives_description,
        sp.objectives_embedding IS NOT NULL     AS has_objectives_embedding,
        sponsorship.sponsor_events_sponsored(s.id) AS events_sponsored,
+       s.created_at                            AS listed_since,
+       -- 0.2.0
        roi.evaluated_sponsorships,
        roi.median_reach_delivered_ratio,
-       roi.expectation_met_share,
-       s.created_at                            AS listed_since
+       roi.expectation_met_share
   FROM sponsorship.sponsors s
   LEFT JOIN sponsorship.sponsor_profiles sp ON sp.sponsor_id = s.id
   CROSS JOIN LATERAL sponsorship.sponsor_roi_record(s.id) roi;

@@ -345,10 +345,9 @@ CREATE TRIGGER audit_log_no_update_or_delete BEFORE UPDATE OR DELETE ON sponsors
     FOR EACH ROW EXECUTE FUNCTION sponsorship.fn_audit_log_is_append_only();
 CREATE TRIGGER audit_log_no_truncate BEFORE TRUNCATE ON sponsorship.audit_log
     FOR EACH STATEMENT EXECUTE FUNCTION sponsorship.fn_audit_log_is_append_only();
--- ... also under session_replication_role = replica, and in pg_dump's output
+-- ... also under session_replication_role = replica
 ALTER TABLE sponsorship.audit_log ENABLE ALWAYS TRIGGER audit_log_no_update_or_delete;
 ALTER TABLE sponsorship.audit_log ENABLE ALWAYS TRIGGER audit_log_no_truncate;
-SELECT pg_catalog.pg_extension_config_dump('sponsorship.audit_log', '');
 
 -- payout_configurations: the money settings, one audit row per changed row.
 CREATE FUNCTION sponsorship.fn_audit_payout_configuration() RETURNS trigger

@@ -75,7 +75,20 @@ REVOKE EXECUTE ON FUNCTION
     sponsorship.fn_audit_payout_configuration(),
     sponsorship.fn_audit_payout_configuration_truncate(),
     sponsorship.fn_audit_match_status(),
-    sponsorship.observe_platform_settings()
+    sponsorship.observe_platform_settings(),
+    sponsorship.log_refresh_failure(text, float8, boolean, text, text),
+    sponsorship.create_month_partition(regclass, date),
+    sponsorship.create_next_month_partitions(integer),
+    sponsorship.apply_partition_retention(integer, text),
+    sponsorship.refresh_package_cards(),
+    sponsorship.refresh_semantic_marketplace(),
+    sponsorship.record_queue_health(bigint, interval, bigint),
+    sponsorship.run_cleanup(integer),
+    sponsorship.prune_cron_history(interval, integer),
+    sponsorship.require_pg_cron(),
+    sponsorship.schedule_jobs(),
+    sponsorship.unschedule_jobs(),
+    sponsorship.health()
   FROM anon, authenticated;
 
 -- Fees are an organization's commercial terms: signed-in users (who pay them) may compute

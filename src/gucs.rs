@@ -57,6 +57,14 @@ pub static PAYOUT_NAPTIME_MS: GucSetting<i32> = GucSetting::<i32>::new(1000);
 /// Megabytes a backend may keep its compiled marketplace in (0: not kept).
 pub static MATCH_CACHE_MB: GucSetting<i32> = GucSetting::<i32>::new(256);
 
+/// Months ahead that create_next_month_partitions() keeps partitions for.
+pub static PARTITIONS_AHEAD_MONTHS: GucSetting<i32> = GucSetting::<i32>::new(3);
+/// Months of fact partitions kept by apply_partition_retention() (0: all).
+pub static PARTITION_RETENTION_MONTHS: GucSetting<i32> = GucSetting::<i32>::new(0);
+/// What apply_partition_retention() does with older months: detach or drop.
+pub static PARTITION_RETENTION_ACTION: GucSetting<Option<CString>> =
+    GucSetting::<Option<CString>>::new(Some(c"detach"));
+
 /// A text setting's value, or None when it is unset or blank.
 pub fn text(s: &GucSetting<Option<CString>>) -> Option<String> {
     s.get()
@@ -65,6 +73,36 @@ pub fn text(s: &GucSetting<Option<CString>>) -> Option<String> {
 }
 
 pub fn init() {
+    GucRegistry::define_int_guc(
+        c"sponsorship.partitions_ahead_months",
+        c"Months ahead for which create_next_month_partitions() keeps monthly partitions of the fact tables.",
+        c"The current month and this many after it. The scheduled partitions job runs it monthly.",
+        &PARTITIONS_AHEAD_MONTHS,
+        0,
+        120,
+        GucContext::Suset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_int_guc(
+        c"sponsorship.partition_retention_months",
+        c"Months of event_impressions and ticket_analytics that apply_partition_retention() keeps (0: keep all).",
+        c"A monthly partition whose month ended more than this many months before the current month is detached \
+or dropped (sponsorship.partition_retention_action). 0, the default, keeps every month.",
+        &PARTITION_RETENTION_MONTHS,
+        0,
+        1200,
+        GucContext::Suset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_string_guc(
+        c"sponsorship.partition_retention_action",
+        c"What apply_partition_retention() does with months past retention: detach (keep the table) or drop.",
+        c"detach leaves the month as a table of its own in the sponsorship schema, out of every query of the \
+parent, to archive or drop by hand; drop removes it and its rows.",
+        &PARTITION_RETENTION_ACTION,
+        GucContext::Suset,
+        GucFlags::default(),
+    );
     GucRegistry::define_int_guc(
         c"sponsorship.worker_batch_size",
         c"Queue rows the recalculation worker claims per transaction.",

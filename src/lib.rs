@@ -97,6 +97,11 @@ extension_sql_file!(
     name = "roi_audit",
     requires = ["payouts", api::roi::roi_assess, api::owner::caller_role]
 );
+extension_sql_file!(
+    "../sql/85_operations.sql",
+    name = "operations",
+    requires = ["roi_audit", api::ops::log_refresh_failure]
+);
 extension_sql_file!("../sql/90_finalize.sql", name = "finalize", finalize);
 
 #[cfg(any(test, feature = "pg_test"))]

@@ -6,6 +6,7 @@ pub mod load;
 pub mod match_cache;
 pub mod matching;
 pub mod money;
+pub mod ops;
 pub mod owner;
 pub mod payouts;
 pub mod quality;
