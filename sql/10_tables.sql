@@ -455,17 +455,23 @@ COMMENT ON TABLE sponsorship.mv_refresh_log IS 'Every materialized view refresh:
 ---------------------------------------------------------------------------------------
 
 -- Creates the partition of `p_parent` (a fact table) holding the month that contains
--- `p_month`, if it does not exist yet. Rows of that month already in the DEFAULT partition
--- move into the new one, in the same transaction (the parent is locked meanwhile). RLS is
--- enabled on every partition (they are tables too).
+-- `p_month`, if it does not exist yet. Months are UTC months, whatever the session's time
+-- zone. Rows of that month already in the DEFAULT partition move into the new one, in the
+-- same transaction (writers to the parent wait meanwhile). RLS is enabled on every partition
+-- (they are tables too). SECURITY DEFINER: creating a partition takes the parent's owner;
+-- EXECUTE is for the service role (90_finalize.sql).
 CREATE FUNCTION sponsorship.create_month_partition(p_parent regclass, p_month date,
                                                    OUT partition_name text, OUT created boolean, OUT rows_moved bigint)
-LANGUAGE plpgsql
+LANGUAGE plpgsql SECURITY DEFINER
 AS $fn$
 DECLARE
     v_from     date;
     v_to       date;
+    v_lo       timestamptz;
+    v_hi       timestamptz;
     v_default  regclass;
+    v_existing regclass;
+    v_columns  text;
 BEGIN
     IF p_parent IS NULL OR p_month IS NULL THEN
         RAISE EXCEPTION 'p_parent and p_month must not be NULL' USING ERRCODE = 'null_value_not_allowed';
@@ -476,16 +482,22 @@ BEGIN
     END IF;
     v_from := date_trunc('month', p_month)::date;
     v_to := (date_trunc('month', p_month) + interval '1 month')::date;
+    v_lo := v_from::timestamp AT TIME ZONE 'UTC';
+    v_hi := v_to::timestamp AT TIME ZONE 'UTC';
     partition_name := format('%s_y%sm%s', (SELECT relname FROM pg_catalog.pg_class WHERE oid = p_parent),
                              to_char(v_from, 'YYYY'), to_char(v_from, 'MM'));
     created := false;
     rows_moved := 0;
-    IF to_regclass(format('sponsorship.%I', partition_name)) IS NOT NULL THEN
-        RETURN;
-    END IF;
-    -- one creator at a time per table; look again once it is ours
+    -- one creator at a time per table
     PERFORM pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('sponsorship.partition:' || p_parent::text));
-    IF to_regclass(format('sponsorship.%I', partition_name)) IS NOT NULL THEN
+    v_existing := to_regclass(format('sponsorship.%I', partition_name));
+    IF v_existing IS NOT NULL THEN
+        IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_inherits i WHERE i.inhrelid = v_existing AND i.inhparent = p_parent) THEN
+            RAISE EXCEPTION 'sponsorship.% exists but is not a partition of % (a month detached by retention?)',
+                  partition_name, p_parent
+                  USING ERRCODE = 'duplicate_table',
+                        HINT = 'Archive and drop it, or rename it, before making this month again.';
+        END IF;
         RETURN;
     END IF;
     SELECT i.inhrelid::regclass INTO v_default
@@ -495,21 +507,25 @@ BEGIN
         -- no writes while rows change partition
         EXECUTE format('LOCK TABLE %s IN SHARE ROW EXCLUSIVE MODE', p_parent);
         EXECUTE format('SELECT EXISTS (SELECT 1 FROM %s WHERE created_at >= %L AND created_at < %L)',
-                       v_default, v_from, v_to) INTO created;
+                       v_default, v_lo, v_hi) INTO created;
     END IF;
     IF created THEN
         -- the DEFAULT partition holds rows of this month: a plain PARTITION OF would fail
         -- ("would be violated by some row"); build the month beside it, move them, attach it
         EXECUTE format('CREATE TABLE sponsorship.%I (LIKE %s INCLUDING DEFAULTS INCLUDING CONSTRAINTS INCLUDING STORAGE)',
                        partition_name, p_parent);
-        EXECUTE format('WITH moved AS (DELETE FROM %s WHERE created_at >= %L AND created_at < %L RETURNING *) '
-                       'INSERT INTO sponsorship.%I SELECT * FROM moved', v_default, v_from, v_to, partition_name);
+        SELECT string_agg(quote_ident(a.attname), ', ' ORDER BY a.attnum) INTO v_columns
+          FROM pg_catalog.pg_attribute a
+         WHERE a.attrelid = p_parent AND a.attnum > 0 AND NOT a.attisdropped;
+        EXECUTE format('WITH moved AS (DELETE FROM %s WHERE created_at >= %L AND created_at < %L RETURNING %s) '
+                       'INSERT INTO sponsorship.%I (%s) SELECT %s FROM moved',
+                       v_default, v_lo, v_hi, v_columns, partition_name, v_columns, v_columns);
         GET DIAGNOSTICS rows_moved = ROW_COUNT;
         EXECUTE format('ALTER TABLE %s ATTACH PARTITION sponsorship.%I FOR VALUES FROM (%L) TO (%L)',
-                       p_parent, partition_name, v_from, v_to);
+                       p_parent, partition_name, v_lo, v_hi);
     ELSE
         EXECUTE format('CREATE TABLE sponsorship.%I PARTITION OF %s FOR VALUES FROM (%L) TO (%L)',
-                       partition_name, p_parent, v_from, v_to);
+                       partition_name, p_parent, v_lo, v_hi);
     END IF;
     created := true;
     EXECUTE format('ALTER TABLE sponsorship.%I ENABLE ROW LEVEL SECURITY', partition_name);
@@ -537,7 +553,7 @@ CREATE TABLE sponsorship.ticket_analytics_default PARTITION OF sponsorship.ticke
 COMMENT ON TABLE sponsorship.event_impressions_default IS 'Rows outside every monthly partition of event_impressions.';
 COMMENT ON TABLE sponsorship.ticket_analytics_default IS 'Rows outside every monthly partition of ticket_analytics.';
 
--- At install: the last 12 months and the next 3.
-SELECT sponsorship.ensure_month_partition(t, (date_trunc('month', now()) + make_interval(months => m))::date)
+-- At install: the last 12 months and the next 3 (UTC months).
+SELECT sponsorship.ensure_month_partition(t, (date_trunc('month', now() AT TIME ZONE 'UTC') + make_interval(months => m))::date)
   FROM unnest(ARRAY['sponsorship.event_impressions', 'sponsorship.ticket_analytics']::regclass[]) t,
        generate_series(-12, 3) m;

@@ -65,6 +65,9 @@ DECLARE
     v_state       text;
     v_message     text;
 BEGIN
+    IF p_view IS NULL OR p_concurrently IS NULL THEN
+        RAISE EXCEPTION 'p_view and p_concurrently must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
     SELECT c.oid INTO v_rel
       FROM pg_catalog.pg_class c
      WHERE c.relnamespace = 'sponsorship'::regnamespace AND c.relname = p_view AND c.relkind = 'm';
@@ -83,7 +86,7 @@ BEGIN
         EXECUTE format('SELECT count(*) FROM %s', v_rel) INTO v_rows;
         -- cached marketplaces (match_input_changes) must see the new scores and references
         PERFORM sponsorship.note_match_input_change();
-    EXCEPTION WHEN OTHERS THEN
+    EXCEPTION WHEN OTHERS OR query_canceled THEN  -- a statement_timeout too
         GET STACKED DIAGNOSTICS v_state = RETURNED_SQLSTATE, v_message = MESSAGE_TEXT;
         PERFORM sponsorship.log_refresh_failure(p_view, extract(epoch FROM v_started)::float8, v_concurrent,
                                                 v_state, v_message);

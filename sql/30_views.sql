@@ -8,7 +8,8 @@
 -- (not security_invoker) because the materialized view is not granted to API roles.
 -- The rule is spelled out (rather than calling can_read_event) so public rows are decided
 -- without a function call.
-CREATE VIEW sponsorship.event_quality_scores AS
+-- security_barrier: a caller's own conditions cannot run before this rule.
+CREATE VIEW sponsorship.event_quality_scores WITH (security_barrier) AS
 SELECT q.*
   FROM sponsorship.mv_event_quality_scores q
   JOIN sponsorship.events e ON e.id = q.event_id

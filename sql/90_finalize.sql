@@ -88,6 +88,8 @@ REVOKE EXECUTE ON FUNCTION
     sponsorship.require_pg_cron(),
     sponsorship.schedule_jobs(),
     sponsorship.unschedule_jobs(),
+    sponsorship.require_job_owner(),
+    sponsorship.cron_job_status(),
     sponsorship.health()
   FROM anon, authenticated;
 

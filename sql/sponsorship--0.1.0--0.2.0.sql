@@ -74,17 +74,23 @@ ALTER TABLE sponsorship.event_sponsorships
 ---------------------------------------------------------------------------------------
 
 -- Creates the partition of `p_parent` (a fact table) holding the month that contains
--- `p_month`, if it does not exist yet. Rows of that month already in the DEFAULT partition
--- move into the new one, in the same transaction (the parent is locked meanwhile). RLS is
--- enabled on every partition (they are tables too).
+-- `p_month`, if it does not exist yet. Months are UTC months, whatever the session's time
+-- zone. Rows of that month already in the DEFAULT partition move into the new one, in the
+-- same transaction (writers to the parent wait meanwhile). RLS is enabled on every partition
+-- (they are tables too). SECURITY DEFINER: creating a partition takes the parent's owner;
+-- EXECUTE is for the service role (90_finalize.sql).
 CREATE FUNCTION sponsorship.create_month_partition(p_parent regclass, p_month date,
                                                    OUT partition_name text, OUT created boolean, OUT rows_moved bigint)
-LANGUAGE plpgsql
+LANGUAGE plpgsql SECURITY DEFINER
 AS $fn$
 DECLARE
     v_from     date;
     v_to       date;
+    v_lo       timestamptz;
+    v_hi       timestamptz;
     v_default  regclass;
+    v_existing regclass;
+    v_columns  text;
 BEGIN
     IF p_parent IS NULL OR p_month IS NULL THEN
         RAISE EXCEPTION 'p_parent and p_month must not be NULL' USING ERRCODE = 'null_value_not_allowed';
@@ -95,16 +101,22 @@ BEGIN
     END IF;
     v_from := date_trunc('month', p_month)::date;
     v_to := (date_trunc('month', p_month) + interval '1 month')::date;
+    v_lo := v_from::timestamp AT TIME ZONE 'UTC';
+    v_hi := v_to::timestamp AT TIME ZONE 'UTC';
     partition_name := format('%s_y%sm%s', (SELECT relname FROM pg_catalog.pg_class WHERE oid = p_parent),
                              to_char(v_from, 'YYYY'), to_char(v_from, 'MM'));
     created := false;
     rows_moved := 0;
-    IF to_regclass(format('sponsorship.%I', partition_name)) IS NOT NULL THEN
-        RETURN;
-    END IF;
-    -- one creator at a time per table; look again once it is ours
+    -- one creator at a time per table
     PERFORM pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('sponsorship.partition:' || p_parent::text));
-    IF to_regclass(format('sponsorship.%I', partition_name)) IS NOT NULL THEN
+    v_existing := to_regclass(format('sponsorship.%I', partition_name));
+    IF v_existing IS NOT NULL THEN
+        IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_inherits i WHERE i.inhrelid = v_existing AND i.inhparent = p_parent) THEN
+            RAISE EXCEPTION 'sponsorship.% exists but is not a partition of % (a month detached by retention?)',
+                  partition_name, p_parent
+                  USING ERRCODE = 'duplicate_table',
+                        HINT = 'Archive and drop it, or rename it, before making this month again.';
+        END IF;
         RETURN;
     END IF;
     SELECT i.inhrelid::regclass INTO v_default
@@ -114,21 +126,25 @@ BEGIN
         -- no writes while rows change partition
         EXECUTE format('LOCK TABLE %s IN SHARE ROW EXCLUSIVE MODE', p_parent);
         EXECUTE format('SELECT EXISTS (SELECT 1 FROM %s WHERE created_at >= %L AND created_at < %L)',
-                       v_default, v_from, v_to) INTO created;
+                       v_default, v_lo, v_hi) INTO created;
     END IF;
     IF created THEN
         -- the DEFAULT partition holds rows of this month: a plain PARTITION OF would fail
         -- ("would be violated by some row"); build the month beside it, move them, attach it
         EXECUTE format('CREATE TABLE sponsorship.%I (LIKE %s INCLUDING DEFAULTS INCLUDING CONSTRAINTS INCLUDING STORAGE)',
                        partition_name, p_parent);
-        EXECUTE format('WITH moved AS (DELETE FROM %s WHERE created_at >= %L AND created_at < %L RETURNING *) '
-                       'INSERT INTO sponsorship.%I SELECT * FROM moved', v_default, v_from, v_to, partition_name);
+        SELECT string_agg(quote_ident(a.attname), ', ' ORDER BY a.attnum) INTO v_columns
+          FROM pg_catalog.pg_attribute a
+         WHERE a.attrelid = p_parent AND a.attnum > 0 AND NOT a.attisdropped;
+        EXECUTE format('WITH moved AS (DELETE FROM %s WHERE created_at >= %L AND created_at < %L RETURNING %s) '
+                       'INSERT INTO sponsorship.%I (%s) SELECT %s FROM moved',
+                       v_default, v_lo, v_hi, v_columns, partition_name, v_columns, v_columns);
         GET DIAGNOSTICS rows_moved = ROW_COUNT;
         EXECUTE format('ALTER TABLE %s ATTACH PARTITION sponsorship.%I FOR VALUES FROM (%L) TO (%L)',
-                       p_parent, partition_name, v_from, v_to);
+                       p_parent, partition_name, v_lo, v_hi);
     ELSE
         EXECUTE format('CREATE TABLE sponsorship.%I PARTITION OF %s FOR VALUES FROM (%L) TO (%L)',
-                       partition_name, p_parent, v_from, v_to);
+                       partition_name, p_parent, v_lo, v_hi);
     END IF;
     created := true;
     EXECUTE format('ALTER TABLE sponsorship.%I ENABLE ROW LEVEL SECURITY', partition_name);
@@ -173,6 +189,9 @@ DECLARE
     v_state       text;
     v_message     text;
 BEGIN
+    IF p_view IS NULL OR p_concurrently IS NULL THEN
+        RAISE EXCEPTION 'p_view and p_concurrently must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
     SELECT c.oid INTO v_rel
       FROM pg_catalog.pg_class c
      WHERE c.relnamespace = 'sponsorship'::regnamespace AND c.relname = p_view AND c.relkind = 'm';
@@ -191,7 +210,7 @@ BEGIN
         EXECUTE format('SELECT count(*) FROM %s', v_rel) INTO v_rows;
         -- cached marketplaces (match_input_changes) must see the new scores and references
         PERFORM sponsorship.note_match_input_change();
-    EXCEPTION WHEN OTHERS THEN
+    EXCEPTION WHEN OTHERS OR query_canceled THEN  -- a statement_timeout too
         GET STACKED DIAGNOSTICS v_state = RETURNED_SQLSTATE, v_message = MESSAGE_TEXT;
         PERFORM sponsorship.log_refresh_failure(p_view, extract(epoch FROM v_started)::float8, v_concurrent,
                                                 v_state, v_message);
@@ -207,8 +226,16 @@ $fn$;
 
 
 ---------------------------------------------------------------------------------------
--- sql/30_views.sql: ticket-page views; the sponsors' ROI record
+-- sql/30_views.sql: quality scores behind a security barrier; ticket-page views; the sponsors' ROI record
 ---------------------------------------------------------------------------------------
+
+CREATE OR REPLACE VIEW sponsorship.event_quality_scores WITH (security_barrier) AS
+SELECT q.*
+  FROM sponsorship.mv_event_quality_scores q
+  JOIN sponsorship.events e ON e.id = q.event_id
+ WHERE e.visibility = 'public'
+    OR sponsorship.has_org_role(e.org_id, 'viewer')
+    OR pg_catalog.pg_has_role('service_role', 'USAGE');
 
 CREATE OR REPLACE VIEW sponsorship.v_event_performance_summary WITH (security_invoker = true) AS
 SELECT e.id                        AS event_id,
@@ -1091,7 +1118,8 @@ BEGIN
     END IF;
     FOREACH t IN ARRAY ARRAY['sponsorship.event_impressions', 'sponsorship.ticket_analytics']::regclass[] LOOP
         FOR m IN 0 .. v_ahead LOOP
-            r := sponsorship.create_month_partition(t, (date_trunc('month', now()) + make_interval(months => m))::date);
+            r := sponsorship.create_month_partition(t, (date_trunc('month', now() AT TIME ZONE 'UTC')
+                                                        + make_interval(months => m))::date);
             parent := 'sponsorship.' || (SELECT relname FROM pg_catalog.pg_class WHERE oid = t);
             partition_name := r.partition_name;
             created := r.created;
@@ -1102,7 +1130,7 @@ BEGIN
 END
 $fn$;
 COMMENT ON FUNCTION sponsorship.create_next_month_partitions(integer) IS
-    'Makes sure event_impressions and ticket_analytics have a partition for this month and the next p_months_ahead '
+    'Makes sure event_impressions and ticket_analytics have a partition for this (UTC) month and the next p_months_ahead '
     '(default sponsorship.partitions_ahead_months); idempotent; rows of a new month already in the DEFAULT partition '
     'move into it. One row per month and table.';
 
@@ -1114,9 +1142,11 @@ AS $fn$
 $fn$;
 COMMENT ON FUNCTION sponsorship.partition_month(text) IS 'The first day of the month a monthly partition (by its name) holds.';
 
+-- SECURITY DEFINER: detaching or dropping a partition, and releasing one from the extension,
+-- take the owner; EXECUTE is for the service role (90_finalize.sql).
 CREATE FUNCTION sponsorship.apply_partition_retention(p_keep_months integer DEFAULT NULL, p_action text DEFAULT NULL)
 RETURNS TABLE (parent text, partition_name text, month date, action text)
-LANGUAGE plpgsql
+LANGUAGE plpgsql SECURITY DEFINER
 AS $fn$
 DECLARE
     v_keep    integer := COALESCE(p_keep_months,
@@ -1135,7 +1165,7 @@ BEGIN
         RETURN;
     END IF;
     -- the current month and the v_keep - 1 before it are kept
-    v_cutoff := (date_trunc('month', now()) - make_interval(months => v_keep - 1))::date;
+    v_cutoff := (date_trunc('month', now() AT TIME ZONE 'UTC') - make_interval(months => v_keep - 1))::date;
     FOR r IN
         SELECT i.inhparent::regclass AS parent, c.relname, sponsorship.partition_month(c.relname) AS month
           FROM pg_catalog.pg_inherits i JOIN pg_catalog.pg_class c ON c.oid = i.inhrelid
@@ -1209,19 +1239,21 @@ COMMENT ON MATERIALIZED VIEW sponsorship.mv_package_card_stats IS
 REVOKE ALL ON sponsorship.mv_package_card_stats FROM PUBLIC, anon, authenticated;
 GRANT SELECT ON sponsorship.mv_package_card_stats TO service_role;
 
--- The figures of the packages the caller may see (the packages read rule, spelled out).
 -- It runs with its owner's rights, like event_quality_scores, because the materialized view
 -- is not granted to API roles.
-CREATE VIEW sponsorship.package_card_stats AS
+-- The figures come from the organizer's private facts (impressions, ticket sales, matches), so
+-- they are shown to the organizer's members and the service role only: a sponsor or visitor
+-- sees the card without them. security_barrier: a caller's own conditions cannot run before
+-- this rule (an error in one would otherwise tell something about a hidden row).
+CREATE VIEW sponsorship.package_card_stats WITH (security_barrier) AS
 SELECT s.*
   FROM sponsorship.mv_package_card_stats s
   JOIN sponsorship.sponsorship_packages p ON p.id = s.package_id
   JOIN sponsorship.events e ON e.id = p.event_id
- WHERE (p.is_active AND p.visibility = 'public' AND e.visibility = 'public')
-    OR sponsorship.has_org_role(e.org_id, 'viewer')
+ WHERE sponsorship.has_org_role(e.org_id, 'viewer')
     OR pg_catalog.pg_has_role('service_role', 'USAGE');
 COMMENT ON VIEW sponsorship.package_card_stats IS
-    'mv_package_card_stats restricted to the packages the caller may read.';
+    'mv_package_card_stats for the packages of the caller''s organizations (and everything for the service role).';
 REVOKE ALL ON sponsorship.package_card_stats FROM PUBLIC;
 GRANT SELECT ON sponsorship.package_card_stats TO anon, authenticated, service_role;
 
@@ -1322,7 +1354,10 @@ BEGIN
         RAISE EXCEPTION 'thresholds must be given and not negative' USING ERRCODE = 'invalid_parameter_value';
     END IF;
     FOR q IN
-        SELECT 'fit_recalc_queue' AS queue, h.total_pending::bigint AS pending, h.oldest_pending_age AS oldest,
+        SELECT 'fit_recalc_queue' AS queue, h.total_pending::bigint - h.dead AS pending,
+               (SELECT max(now() - f.enqueued_at) FROM sponsorship.fit_recalc_queue f
+                 WHERE f.processed_at IS NULL
+                   AND f.attempts < pg_catalog.current_setting('sponsorship.recalc_max_attempts')::int) AS oldest,
                h.failing::bigint AS failing, h.dead::bigint AS dead, 0::bigint AS unknown
           FROM sponsorship.check_recalc_queue_health() h
         UNION ALL
@@ -1433,14 +1468,16 @@ RETURNS TABLE (job_name text, schedule text, command text, purpose text)
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
 AS $fn$
     VALUES
-      ('sponsorship:partitions', '30 2 1 * *',
-       'SELECT count(*) FROM sponsorship.create_next_month_partitions(); SELECT count(*) FROM sponsorship.apply_partition_retention()',
-       'monthly: partitions for this month and the months ahead; retention of old months'),
+      ('sponsorship:partitions', '30 2 1 * *', 'SELECT count(*) FROM sponsorship.create_next_month_partitions()',
+       'monthly: partitions for this month and the months ahead'),
+      ('sponsorship:retention', '40 2 1 * *', 'SELECT count(*) FROM sponsorship.apply_partition_retention()',
+       'monthly: months past sponsorship.partition_retention_months detached or dropped'),
       ('sponsorship:quality', '15 3 * * *', 'SELECT sponsorship.refresh_event_quality_scores()',
        'daily: event quality scores and the market reference views'),
-      ('sponsorship:payouts', '*/5 * * * *',
-       'SELECT sponsorship.queue_due_payouts(1000); SELECT sponsorship.process_payout_queue(200)',
-       'every 5 minutes: automatic payouts that are due, then up to 200 sends'),
+      ('sponsorship:due-payouts', '*/5 * * * *', 'SELECT sponsorship.queue_due_payouts(1000)',
+       'every 5 minutes: queue the automatic payouts that are due'),
+      ('sponsorship:payouts', '*/5 * * * *', 'SELECT sponsorship.process_payout_queue(200)',
+       'every 5 minutes: up to 200 sends (a job of its own: pg_cron runs a job as one transaction)'),
       ('sponsorship:queue-health', '*/30 * * * *', 'SELECT count(*) FROM sponsorship.record_queue_health()',
        'every 30 minutes: queue health, kept in queue_health_log, WARNING over thresholds'),
       ('sponsorship:cleanup', '45 3 * * *', 'SELECT sponsorship.run_cleanup()',
@@ -1474,6 +1511,44 @@ END
 $fn$;
 COMMENT ON FUNCTION sponsorship.require_pg_cron() IS 'Raises a clear error (55000) when pg_cron is not installed here.';
 
+-- pg_cron keys a job by (name, role): the jobs are scheduled by the extension's owner (or a
+-- superuser) only, so there is one set and it runs with the rights its functions need.
+CREATE FUNCTION sponsorship.require_job_owner() RETURNS void
+LANGUAGE plpgsql
+AS $fn$
+BEGIN
+    IF NOT (pg_catalog.pg_has_role((SELECT x.extowner FROM pg_catalog.pg_extension x WHERE x.extname = 'sponsorship'), 'USAGE')
+            OR (SELECT r.rolsuper FROM pg_catalog.pg_roles r WHERE r.rolname = current_user)) THEN
+        RAISE EXCEPTION 'the sponsorship jobs are scheduled by the extension''s owner, not %', current_user
+              USING ERRCODE = 'insufficient_privilege';
+    END IF;
+END
+$fn$;
+COMMENT ON FUNCTION sponsorship.require_job_owner() IS
+    'Raises 42501 unless the current role is (a member of) the extension''s owner or a superuser.';
+
+-- What pg_cron knows of the extension's jobs, for health(). SECURITY DEFINER: cron.job and
+-- cron.job_run_details are readable by their jobs' owners only; this reveals the sponsorship
+-- jobs and nothing else.
+CREATE FUNCTION sponsorship.cron_job_status()
+RETURNS TABLE (job_name text, jobid bigint, schedule text, last_status text, last_start timestamptz, last_message text)
+LANGUAGE plpgsql SECURITY DEFINER
+AS $fn$
+BEGIN
+    IF to_regclass('cron.job') IS NULL THEN
+        RETURN;
+    END IF;
+    RETURN QUERY EXECUTE $q$
+        SELECT j.jobname::text, j.jobid, j.schedule::text, d.status::text, d.start_time, d.return_message::text
+          FROM cron.job j
+          LEFT JOIN LATERAL (SELECT * FROM cron.job_run_details x WHERE x.jobid = j.jobid
+                              ORDER BY x.start_time DESC NULLS LAST LIMIT 1) d ON true
+         WHERE j.jobname IN (SELECT s.job_name FROM sponsorship.scheduled_jobs() s) $q$;
+END
+$fn$;
+COMMENT ON FUNCTION sponsorship.cron_job_status() IS
+    'Each scheduled sponsorship job in pg_cron with its last run (status, start, message). Service-only.';
+
 CREATE FUNCTION sponsorship.schedule_jobs()
 RETURNS TABLE (job_name text, schedule text, jobid bigint)
 LANGUAGE plpgsql
@@ -1482,6 +1557,7 @@ DECLARE
     j record;
 BEGIN
     PERFORM sponsorship.require_pg_cron();
+    PERFORM sponsorship.require_job_owner();
     FOR j IN SELECT * FROM sponsorship.scheduled_jobs() LOOP
         -- cron.schedule(name, ...) replaces a job of the same name: calling this again is harmless
         EXECUTE 'SELECT cron.schedule($1, $2, $3)' INTO jobid USING j.job_name, j.schedule, j.command;
@@ -1492,8 +1568,8 @@ BEGIN
 END
 $fn$;
 COMMENT ON FUNCTION sponsorship.schedule_jobs() IS
-    'Registers (or updates) every job of scheduled_jobs() in pg_cron, to run as the calling role; idempotent. '
-    'Error 55000 when pg_cron is not installed here.';
+    'Registers (or updates) every job of scheduled_jobs() in pg_cron, to run as the calling role (the extension''s '
+    'owner or a superuser; 42501 otherwise); idempotent. Error 55000 when pg_cron is not installed here.';
 
 CREATE FUNCTION sponsorship.unschedule_jobs() RETURNS integer
 LANGUAGE plpgsql
@@ -1502,6 +1578,7 @@ DECLARE
     n integer;
 BEGIN
     PERFORM sponsorship.require_pg_cron();
+    PERFORM sponsorship.require_job_owner();
     EXECUTE 'SELECT count(cron.unschedule(jobid))::integer FROM cron.job
               WHERE jobname IN (SELECT job_name FROM sponsorship.scheduled_jobs())' INTO n;
     RETURN n;
@@ -1521,14 +1598,18 @@ AS $fn$
 DECLARE
     r        record;
     v_ahead  integer := COALESCE(pg_catalog.current_setting('sponsorship.partitions_ahead_months', true)::integer, 3);
+    v_oldest interval;
 BEGIN
     -- queues
+    SELECT max(now() - f.enqueued_at) INTO v_oldest FROM sponsorship.fit_recalc_queue f
+     WHERE f.processed_at IS NULL
+       AND f.attempts < pg_catalog.current_setting('sponsorship.recalc_max_attempts')::int;
     FOR r IN SELECT * FROM sponsorship.check_recalc_queue_health() LOOP
         RETURN QUERY VALUES
           ('recalc queue', 'pending', CASE WHEN r.total_pending > 10000 THEN 'warning' ELSE 'ok' END,
            r.total_pending::text, format('%s high priority', r.high_priority_pending)),
-          ('recalc queue', 'oldest pending', CASE WHEN r.oldest_pending_age > interval '1 hour' THEN 'warning' ELSE 'ok' END,
-           COALESCE(date_trunc('second', r.oldest_pending_age)::text, '—'), 'age of the oldest unprocessed row'),
+          ('recalc queue', 'oldest pending', CASE WHEN v_oldest > interval '1 hour' THEN 'warning' ELSE 'ok' END,
+           COALESCE(date_trunc('second', v_oldest)::text, '—'), 'age of the oldest row waiting (dead rows aside)'),
           ('recalc queue', 'failing / dead', CASE WHEN r.dead > 0 THEN 'warning' ELSE 'ok' END,
            format('%s / %s', r.failing, r.dead), 'failing: being retried; dead: out of attempts');
     END LOOP;
@@ -1569,7 +1650,8 @@ BEGIN
     RETURN QUERY
     SELECT 'partitions', 'sponsorship.' || t.parent::text,
            CASE WHEN COALESCE(max(sponsorship.partition_month(c.relname)), '-infinity') <
-                     (date_trunc('month', now()) + make_interval(months => v_ahead))::date THEN 'warning' ELSE 'ok' END,
+                     (date_trunc('month', now() AT TIME ZONE 'UTC') + make_interval(months => v_ahead))::date
+                THEN 'warning' ELSE 'ok' END,
            COALESCE(to_char(max(sponsorship.partition_month(c.relname)), 'YYYY-MM'), 'none'),
            format('%s monthly partitions, the last one above; want %s months ahead', count(c.relname), v_ahead)
       FROM unnest(ARRAY['event_impressions', 'ticket_analytics']) t(parent)
@@ -1588,20 +1670,18 @@ BEGIN
         RETURN QUERY VALUES ('jobs', 'pg_cron', 'warning', 'not installed',
                              'nothing runs on a schedule here: see sponsorship.scheduled_jobs()');
     ELSE
-        RETURN QUERY EXECUTE $q$
-            SELECT 'jobs', s.job_name,
-                   CASE WHEN j.jobid IS NULL THEN 'warning'
-                        WHEN d.status = 'failed' THEN 'critical'
-                        ELSE 'ok' END,
-                   CASE WHEN j.jobid IS NULL THEN 'not scheduled'
-                        WHEN d.status IS NULL THEN 'scheduled ' || j.schedule || ', not run yet'
-                        ELSE d.status || ' ' || to_char(d.start_time, 'YYYY-MM-DD HH24:MI') END,
-                   CASE WHEN d.status = 'failed' THEN d.return_message ELSE s.purpose END
-              FROM sponsorship.scheduled_jobs() s
-              LEFT JOIN cron.job j ON j.jobname = s.job_name
-              LEFT JOIN LATERAL (SELECT * FROM cron.job_run_details x WHERE x.jobid = j.jobid
-                                  ORDER BY x.start_time DESC NULLS LAST LIMIT 1) d ON true
-             ORDER BY 2 $q$;
+        RETURN QUERY
+        SELECT 'jobs', s.job_name,
+               CASE WHEN j.jobid IS NULL THEN 'warning'
+                    WHEN j.last_status = 'failed' THEN 'critical'
+                    ELSE 'ok' END,
+               CASE WHEN j.jobid IS NULL THEN 'not scheduled'
+                    WHEN j.last_status IS NULL THEN 'scheduled ' || j.schedule || ', not run yet'
+                    ELSE j.last_status || ' ' || to_char(j.last_start, 'YYYY-MM-DD HH24:MI') END,
+               CASE WHEN j.last_status = 'failed' THEN j.last_message ELSE s.purpose END
+          FROM sponsorship.scheduled_jobs() s
+          LEFT JOIN sponsorship.cron_job_status() j ON j.job_name = s.job_name
+         ORDER BY 2;
     END IF;
     -- embeddings
     RETURN QUERY
@@ -1712,6 +1792,8 @@ REVOKE EXECUTE ON FUNCTION
     sponsorship.require_pg_cron(),
     sponsorship.schedule_jobs(),
     sponsorship.unschedule_jobs(),
+    sponsorship.require_job_owner(),
+    sponsorship.cron_job_status(),
     sponsorship.health()
   FROM anon, authenticated;
 

@@ -86,8 +86,8 @@ pub fn init() {
     GucRegistry::define_int_guc(
         c"sponsorship.partition_retention_months",
         c"Months of event_impressions and ticket_analytics that apply_partition_retention() keeps (0: keep all).",
-        c"A monthly partition whose month ended more than this many months before the current month is detached \
-or dropped (sponsorship.partition_retention_action). 0, the default, keeps every month.",
+        c"The current (UTC) month and the months before it, this many in all, are kept; older monthly partitions \
+are detached or dropped (sponsorship.partition_retention_action). 0, the default, keeps every month.",
         &PARTITION_RETENTION_MONTHS,
         0,
         1200,

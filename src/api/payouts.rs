@@ -495,6 +495,20 @@ fn pass_in_background(mode: &str, batch: i32, older_than: Option<Duration>) -> (
             "payouts",
         );
     }
+    // The pass waits on no one but may have to wait on this transaction's row locks (an order
+    // it queued a stage of, say), while this transaction waits on the pass: a wait no
+    // deadlock detector sees. A transaction that has written nothing holds no such lock.
+    if unsafe { pg_sys::GetTopTransactionIdIfAny() } != pg_sys::InvalidTransactionId {
+        raise(
+            &Plain(
+                PgSqlErrorCode::ERRCODE_ACTIVE_SQL_TRANSACTION,
+                "payouts are sent from a process of their own, which could wait on this transaction's writes: call \
+                 this in a transaction that has written nothing (commit first; in pg_cron, give it a job of its own)"
+                    .into(),
+            ),
+            "payouts",
+        );
+    }
     let token = (seed() >> 1) as i64;
     let base = gucs::text(&gucs::STRIPE_API_BASE).unwrap_or_default();
     let extra = format!(

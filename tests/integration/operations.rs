@@ -46,6 +46,8 @@ fn new_months_take_their_rows_out_of_the_default_partition() {
         9
     );
 
+    // as the service role, as a scheduled job of the platform would
+    c.batch_execute("SET ROLE service_role").unwrap();
     let rows = c
         .query(
             "SELECT parent, partition_name, created, rows_moved FROM sponsorship.create_next_month_partitions(5)",
@@ -212,6 +214,14 @@ fn retention_detaches_or_drops_old_months() {
         scalar_i64(c, &format!("SELECT count(*) FROM sponsorship.{oldest}")),
         1
     );
+    // making that month again is refused while the detached table holds its name
+    let m = expect_error(
+        c,
+        "SELECT sponsorship.create_month_partition('sponsorship.event_impressions',
+                (date_trunc('month', now()) - interval '12 months')::date)",
+        "42P07",
+    );
+    assert!(m.contains("not a partition"), "{m}");
     assert_eq!(
         scalar_i64(c, "SELECT count(*) FROM sponsorship.event_impressions"),
         0,
@@ -535,6 +545,17 @@ fn view_aggregates_match_hand_counts() {
         "SELECT sold_out AND cost_per_thousand_reach_cents IS NULL FROM sponsorship.v_sponsorship_package_cards
           WHERE package_id = '00000000-0000-0000-0000-0000000000f2'"
     ));
+    // the figures come from the organizer's private facts: a signed-in stranger and anon see
+    // the card without them
+    for role in ["authenticated", "anon"] {
+        c.batch_execute(&format!("SET ROLE {role}")).unwrap();
+        assert!(scalar_bool(
+            c,
+            "SELECT event_views_30d IS NULL AND strong_sponsor_matches IS NULL AND remaining = 1
+               FROM sponsorship.v_sponsorship_package_cards WHERE package_id = '00000000-0000-0000-0000-0000000000f1'"
+        ));
+        c.batch_execute("RESET ROLE").unwrap();
+    }
     // the old event's package shows no views in the last 30 days (its one view is 41 days old)
     assert_eq!(
         scalar_i64(
@@ -644,10 +665,10 @@ fn pg_cron_runs_the_scheduled_jobs() {
         .iter()
         .map(|r| (r.get(0), r.get(1)))
         .collect();
-    assert_eq!(scheduled.len(), 10);
+    assert_eq!(scheduled.len(), 12);
     assert!(scheduled.contains(&("sponsorship:payouts".into(), "*/5 * * * *".into())));
     assert!(scheduled.contains(&("sponsorship:partitions".into(), "30 2 1 * *".into())));
-    // idempotent: the same ten jobs
+    // idempotent: the same twelve jobs
     c.batch_execute("SELECT count(*) FROM sponsorship.schedule_jobs()")
         .unwrap();
     assert_eq!(
@@ -655,7 +676,7 @@ fn pg_cron_runs_the_scheduled_jobs() {
             &mut c,
             "SELECT count(*) FROM cron.job WHERE jobname LIKE 'sponsorship:%'"
         ),
-        10
+        12
     );
     // run the queue health job every minute and wait for pg_cron to run it
     c.batch_execute(
@@ -685,21 +706,37 @@ fn pg_cron_runs_the_scheduled_jobs() {
         2,
         "its result is kept"
     );
-    // the health report shows the jobs
+    // the health report shows the jobs, to the service role too (cron.job is readable by its
+    // jobs' owner only)
+    c.batch_execute("SET ROLE service_role").unwrap();
     assert_eq!(
-        scalar_string(&mut c, "SELECT status FROM sponsorship.health() WHERE area = 'jobs' AND item = 'sponsorship:queue-health'"),
+        scalar_string(
+            &mut c,
+            "SELECT status FROM sponsorship.health() WHERE area = 'jobs' AND item = 'sponsorship:queue-health'"
+        ),
         "ok"
     );
     assert_eq!(
         scalar_i64(
             &mut c,
-            "SELECT count(*) FROM sponsorship.health() WHERE area = 'jobs'"
+            "SELECT count(*) FROM sponsorship.health() WHERE area = 'jobs' AND status = 'ok'"
         ),
-        10
+        12
     );
+    // one set of jobs: only the extension's owner schedules them
+    expect_error(&mut c, "SELECT * FROM sponsorship.schedule_jobs()", "42501");
+    // and the service role can keep partitions (that takes the tables' owner)
+    assert_eq!(
+        scalar_i64(
+            &mut c,
+            "SELECT count(*) FROM sponsorship.create_next_month_partitions(4) WHERE created"
+        ),
+        2
+    );
+    c.batch_execute("RESET ROLE").unwrap();
     assert_eq!(
         scalar_i64(&mut c, "SELECT sponsorship.unschedule_jobs()::bigint"),
-        10
+        12
     );
     assert_eq!(scalar_i64(&mut c, "SELECT count(*) FROM cron.job"), 0);
 }

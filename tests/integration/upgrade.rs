@@ -15,7 +15,8 @@ fn catalog(c: &mut Client) -> BTreeMap<String, String> {
     let queries = [
         // functions: signature, body, attributes, settings, privileges, comment
         "SELECT 'function ' || p.oid::regprocedure::text,
-                concat_ws(' | ', pg_get_function_result(p.oid), md5(p.prosrc), p.prokind, p.provolatile, p.prosecdef,
+                concat_ws(' | ', pg_get_function_arguments(p.oid), pg_get_function_result(p.oid), md5(p.prosrc),
+                          p.proowner::regrole::text, p.prokind, p.provolatile, p.prosecdef,
                           p.proisstrict, p.proparallel, p.proconfig::text, p.proacl::text, l.lanname,
                           md5(COALESCE(obj_description(p.oid, 'pg_proc'), '')))
            FROM pg_proc p JOIN pg_language l ON l.oid = p.prolang
@@ -23,6 +24,7 @@ fn catalog(c: &mut Client) -> BTreeMap<String, String> {
         // relations: kind, RLS, privileges, comment
         "SELECT 'relation ' || c.relname,
                 concat_ws(' | ', c.relkind, c.relrowsecurity, c.relforcerowsecurity, c.relispartition,
+                          c.relowner::regrole::text, c.relpersistence, c.reloptions::text, c.relreplident, c.relispopulated,
                           pg_get_expr(c.relpartbound, c.oid), c.relacl::text, md5(COALESCE(obj_description(c.oid, 'pg_class'), '')))
            FROM pg_class c WHERE c.relnamespace = 'sponsorship'::regnamespace AND c.relkind IN ('r','p','v','m','S','i')",
         "SELECT 'column ' || c.relname || '.' || a.attname,
@@ -58,6 +60,16 @@ fn catalog(c: &mut Client) -> BTreeMap<String, String> {
            FROM pg_depend d JOIN pg_extension x ON x.oid = d.refobjid
           WHERE x.extname = 'sponsorship' AND d.deptype = 'e'",
         "SELECT 'version', extversion FROM pg_extension WHERE extname = 'sponsorship'",
+        "SELECT 'sequence ' || c.relname,
+                concat_ws(' | ', format_type(q.seqtypid, NULL), q.seqstart, q.seqincrement, q.seqmax, q.seqmin, q.seqcycle)
+           FROM pg_sequence q JOIN pg_class c ON c.oid = q.seqrelid
+          WHERE c.relnamespace = 'sponsorship'::regnamespace",
+        "SELECT 'schema', concat_ws(' | ', n.nspowner::regrole::text, n.nspacl::text, obj_description(n.oid, 'pg_namespace'))
+           FROM pg_namespace n WHERE n.nspname = 'sponsorship'",
+        "SELECT 'comment ' || pg_describe_object(d.classoid, d.objoid, d.objsubid), md5(d.description)
+           FROM pg_description d JOIN pg_depend x ON x.classid = d.classoid AND x.objid = d.objoid AND x.deptype = 'e'
+           JOIN pg_extension e ON e.oid = x.refobjid AND e.extname = 'sponsorship'
+          WHERE d.objsubid = 0",
     ];
     let mut out = BTreeMap::new();
     for q in queries {
