@@ -484,6 +484,16 @@ fn bad(msg: String) -> ! {
 /// Starts a short-lived background process for one pass and waits for it; the pass reports
 /// through payout_runs, read back here by its token. Returns the token and how many rows the
 /// pass claimed.
+/// Runs `f` (read-only SPI) on a snapshot taken now, so that it sees what other processes
+/// committed since the statement began. Popped afterwards, or by (sub)transaction abort.
+fn with_fresh_snapshot<R>(f: impl FnOnce() -> R) -> R {
+    // SAFETY: the snapshot stack discipline of SPI callers.
+    unsafe { pg_sys::PushActiveSnapshot(pg_sys::GetTransactionSnapshot()) };
+    let r = f();
+    unsafe { pg_sys::PopActiveSnapshot() };
+    r
+}
+
 fn pass_in_background(mode: &str, batch: i32, older_than: Option<Duration>) -> (i64, i32) {
     // A repeatable-read snapshot would not see the pass's report.
     if unsafe { pg_sys::XactIsoLevel } >= pg_sys::XACT_REPEATABLE_READ as i32 {
@@ -546,10 +556,18 @@ fn pass_in_background(mode: &str, batch: i32, older_than: Option<Duration>) -> (
             "payouts",
         );
     }
-    let (claimed, error) = Spi::get_two_with_args::<i32, String>(
-        "SELECT claimed, error FROM sponsorship.payout_runs WHERE token = $1",
-        &[token.into()],
-    )
+    // a read-only select on a fresh snapshot (the pass committed after this statement began):
+    // pgrx's Spi::get_* would mark this transaction as writing (assign it an xid), and the
+    // next pass in it would then be refused by the check above
+    let (claimed, error) = with_fresh_snapshot(|| Spi::connect(|c| {
+        c.select(
+            "SELECT claimed, error FROM sponsorship.payout_runs WHERE token = $1",
+            Some(1),
+            &[token.into()],
+        )?
+        .first()
+        .get_two::<i32, String>()
+    }))
     .unwrap_or((None, None));
     if let Some(e) = error {
         raise(
@@ -608,10 +626,15 @@ pub fn reconcile_payouts(
         }
     };
     let (token, _) = pass_in_background("reconcile", 10_000, Some(older));
-    let detail = Spi::get_one_with_args::<pgrx::JsonB>(
-        "SELECT detail FROM sponsorship.payout_runs WHERE token = $1",
-        &[token.into()],
-    )
+    let detail = with_fresh_snapshot(|| Spi::connect(|c| {
+        c.select(
+            "SELECT detail FROM sponsorship.payout_runs WHERE token = $1",
+            Some(1),
+            &[token.into()],
+        )?
+        .first()
+        .get_one::<pgrx::JsonB>()
+    }))
     .ok()
     .flatten()
     .map(|j| j.0)

@@ -740,3 +740,28 @@ fn pg_cron_runs_the_scheduled_jobs() {
     );
     assert_eq!(scalar_i64(&mut c, "SELECT count(*) FROM cron.job"), 0);
 }
+
+/// pg_cron runs a job as one transaction: a payout pass must not run in one that has written
+/// (its process could wait on that transaction's row locks while the transaction waits on it).
+#[test]
+fn a_payout_pass_refuses_a_transaction_that_has_written() {
+    let mut db = TestDb::with_extension("ops_passguard");
+    let c = &mut db.client;
+    // passes in a transaction that writes nothing are fine, several in a row too
+    c.batch_execute(
+        "DO $$ BEGIN PERFORM sponsorship.process_payout_queue(1); PERFORM sponsorship.process_payout_queue(1);
+                     PERFORM * FROM sponsorship.reconcile_payouts(); END $$",
+    )
+    .unwrap();
+    let m = expect_error(
+        c,
+        "BEGIN; INSERT INTO sponsorship.organizations (name) VALUES ('x'); SELECT sponsorship.process_payout_queue(1);",
+        "25001",
+    );
+    assert!(m.contains("written nothing"), "{m}");
+    c.batch_execute("ROLLBACK").unwrap();
+    assert_eq!(
+        scalar_i64(c, "SELECT count(*) FROM sponsorship.organizations"),
+        0
+    );
+}
