@@ -84,6 +84,9 @@ sponsorship.worker_database = '$db'
 cron.use_background_workers = on
 max_worker_processes = 16
 log_min_messages = warning
+# the fact tables' monthly partitions are UTC months; sessions default to UTC too, so that
+# date_trunc('month', now()) in tests and demo names the same months on any machine
+timezone = 'UTC'
 CONF
   chown postgres:postgres "$dir/sponsorship.conf"
   if ! grep -q "include_if_exists = '$dir/sponsorship.conf'" "$dir/data/postgresql.conf"; then

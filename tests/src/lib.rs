@@ -264,7 +264,7 @@ impl OwnCluster {
         let mut cfg = std::fs::OpenOptions::new().append(true).open(data.join("postgresql.conf")).unwrap();
         use std::io::Write;
         writeln!(cfg, "port = {port}\nlisten_addresses = '127.0.0.1'\nunix_socket_directories = '{}'", dir.display()).unwrap();
-        writeln!(cfg, "shared_preload_libraries = 'sponsorship'\nmax_worker_processes = 16\n{conf}").unwrap();
+        writeln!(cfg, "shared_preload_libraries = 'sponsorship'\nmax_worker_processes = 16\ntimezone = 'UTC'\n{conf}").unwrap();
         // the tests' Stripe key, in a file only the server's user reads
         let key = dir.join("stripe_secret_key");
         std::fs::write(&key, format!("{TEST_STRIPE_KEY}\n")).unwrap();
