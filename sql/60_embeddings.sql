@@ -160,6 +160,11 @@ BEGIN
     IF pg_catalog.btrim(p_query_text) = '' THEN
         RAISE EXCEPTION 'p_query_text is empty: say what to look for' USING ERRCODE = 'invalid_parameter_value';
     END IF;
+    -- the model reads the first 256 tokens (about a thousand words) anyway
+    IF pg_catalog.length(p_query_text) > 10000 THEN
+        RAISE EXCEPTION 'p_query_text is % characters long; a search takes at most 10000', pg_catalog.length(p_query_text)
+              USING ERRCODE = 'invalid_parameter_value';
+    END IF;
     IF p_limit IS NULL OR p_limit < 1 OR p_limit > 1000 THEN
         RAISE EXCEPTION 'p_limit must be between 1 and 1000, got %', p_limit USING ERRCODE = 'invalid_parameter_value';
     END IF;

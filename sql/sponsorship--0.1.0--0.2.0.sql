@@ -6,13 +6,24 @@
 
 
 ---------------------------------------------------------------------------------------
--- The Rust functions new in 0.2.0 (src/api/roi.rs, owner.rs, ops.rs)
+-- The Rust functions new or changed in 0.2.0 (src/api/roi.rs, owner.rs, ops.rs, matching.rs)
 ---------------------------------------------------------------------------------------
 
 CREATE  FUNCTION "caller_role"() RETURNS TEXT /* String */
 STRICT STABLE PARALLEL SAFE
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'caller_role_wrapper';
+
+CREATE OR REPLACE FUNCTION "fn_compute_match_score"(
+	"p_event_id" uuid, /* Option < Uuid > */
+	"p_sponsor_id" uuid /* Option < Uuid > */
+) RETURNS TABLE (
+	"score" NUMERIC,  /* AnyNumeric */
+	"breakdown" jsonb  /* Jsonb */
+)
+STABLE PARALLEL SAFE
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'fn_compute_match_score_wrapper';
 
 CREATE  FUNCTION "log_refresh_failure"(
 	"p_view" TEXT, /* & str */
@@ -344,6 +355,32 @@ SELECT s.id                                    AS sponsor_id,
   FROM sponsorship.sponsors s
   LEFT JOIN sponsorship.sponsor_profiles sp ON sp.sponsor_id = s.id
   CROSS JOIN LATERAL sponsorship.sponsor_roi_record(s.id) roi;
+
+
+---------------------------------------------------------------------------------------
+-- sql/60_embeddings.sql: a search's text has a length limit
+---------------------------------------------------------------------------------------
+
+CREATE OR REPLACE FUNCTION sponsorship.check_search_args(p_query_text text, p_limit integer) RETURNS void
+LANGUAGE plpgsql IMMUTABLE
+AS $fn$
+BEGIN
+    IF p_query_text IS NULL THEN
+        RAISE EXCEPTION 'p_query_text must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF pg_catalog.btrim(p_query_text) = '' THEN
+        RAISE EXCEPTION 'p_query_text is empty: say what to look for' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    -- the model reads the first 256 tokens (about a thousand words) anyway
+    IF pg_catalog.length(p_query_text) > 10000 THEN
+        RAISE EXCEPTION 'p_query_text is % characters long; a search takes at most 10000', pg_catalog.length(p_query_text)
+              USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF p_limit IS NULL OR p_limit < 1 OR p_limit > 1000 THEN
+        RAISE EXCEPTION 'p_limit must be between 1 and 1000, got %', p_limit USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+END
+$fn$;
 
 
 ---------------------------------------------------------------------------------------

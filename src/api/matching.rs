@@ -36,10 +36,20 @@ fn load_pair(event_id: Uuid, sponsor_id: Uuid) -> Result<(Marketplace, Weights),
 /// query.
 #[pg_extern(stable, parallel_safe)]
 pub fn fn_compute_match_score(
-    p_event_id: Uuid,
-    p_sponsor_id: Uuid,
+    p_event_id: Option<Uuid>,
+    p_sponsor_id: Option<Uuid>,
 ) -> TableIterator<'static, (name!(score, AnyNumeric), name!(breakdown, Jsonb))> {
-    let (score, b) = score_pair(p_event_id, p_sponsor_id).or_raise();
+    // not STRICT: a NULL id is an error, not an empty answer
+    let (Some(event_id), Some(sponsor_id)) = (p_event_id, p_sponsor_id) else {
+        crate::error::raise(
+            &crate::error::Plain(
+                pgrx::PgSqlErrorCode::ERRCODE_NULL_VALUE_NOT_ALLOWED,
+                "p_event_id and p_sponsor_id must not be NULL".into(),
+            ),
+            "fn_compute_match_score",
+        );
+    };
+    let (score, b) = score_pair(event_id, sponsor_id).or_raise();
     TableIterator::once((numeric5(score), Jsonb(b)))
 }
 

@@ -2,6 +2,7 @@
 //! pgvector and pg_cron, talked to over libpq like any client would.
 
 mod audit;
+mod bad_input;
 mod constraints;
 mod embeddings;
 mod install;
