@@ -4,6 +4,41 @@
 -- `service_role` and puts the JWT claims in the GUC `request.jwt.claims`; the acting user is
 -- its `sub` claim (what Supabase's auth.uid() reads). The `auth` schema is not required.
 
+-- The schema is the extension's alone. Postgres creates it for CREATE EXTENSION when it is
+-- missing (owned by the installing role), and uses one that already exists: a schema someone
+-- else owns, or one holding someone's objects, would let them replace what the extension's
+-- SECURITY DEFINER functions call. Refuse both.
+DO $adopt$
+DECLARE
+    v_owner  name;
+    v_what   text;
+BEGIN
+    SELECT r.rolname INTO v_owner
+      FROM pg_catalog.pg_namespace n JOIN pg_catalog.pg_roles r ON r.oid = n.nspowner
+     WHERE n.nspname = 'sponsorship';
+    IF v_owner IS DISTINCT FROM current_user THEN
+        RAISE EXCEPTION 'schema sponsorship already exists and belongs to %, not to %', v_owner, current_user
+              USING ERRCODE = 'insufficient_privilege',
+                    HINT = 'The extension creates its schema itself: drop or rename that schema first.';
+    END IF;
+    SELECT string_agg(x.what, ', ') INTO v_what
+      FROM (SELECT 'relation ' || c.relname AS what FROM pg_catalog.pg_class c
+             WHERE c.relnamespace = 'sponsorship'::regnamespace
+            UNION ALL
+            SELECT 'function ' || p.proname FROM pg_catalog.pg_proc p WHERE p.pronamespace = 'sponsorship'::regnamespace
+            UNION ALL
+            SELECT 'type ' || t.typname FROM pg_catalog.pg_type t WHERE t.typnamespace = 'sponsorship'::regnamespace
+            UNION ALL
+            SELECT 'operator ' || o.oprname FROM pg_catalog.pg_operator o WHERE o.oprnamespace = 'sponsorship'::regnamespace
+           ) x;
+    IF v_what IS NOT NULL THEN
+        RAISE EXCEPTION 'schema sponsorship already holds objects the extension did not make: %', left(v_what, 300)
+              USING ERRCODE = 'object_not_in_prerequisite_state',
+                    HINT = 'The extension needs its schema to itself: move or drop them first.';
+    END IF;
+END
+$adopt$;
+
 -- Roles are cluster-wide: another database may be creating them at the same moment, so a
 -- role that appears between the check and the CREATE counts as already there.
 DO $roles$

@@ -210,3 +210,46 @@ fn every_function_pins_its_search_path_and_definer_functions_are_not_public() {
         "SELECT has_function_privilege('service_role', 'sponsorship.refresh_event_quality_scores()', 'EXECUTE')"
     ));
 }
+
+/// The install script does not adopt what another role prepared: a pre-created schema owned
+/// by someone else, or one holding objects, is refused and nothing is installed.
+#[test]
+fn the_install_refuses_a_schema_someone_else_prepared() {
+    let mut db = TestDb::empty("adopt");
+    let c = &mut db.client;
+    c.batch_execute(
+        "DO $$ BEGIN CREATE ROLE sponsorship_squatter NOLOGIN; EXCEPTION WHEN duplicate_object THEN NULL; END $$;
+         CREATE SCHEMA sponsorship AUTHORIZATION sponsorship_squatter;",
+    )
+    .unwrap();
+    let m = expect_error(
+        c,
+        "SET client_min_messages = warning; CREATE EXTENSION sponsorship CASCADE",
+        "42501",
+    );
+    assert!(m.contains("belongs to sponsorship_squatter"), "{m}");
+    assert!(scalar_bool(
+        c,
+        "SELECT NOT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'sponsorship')"
+    ));
+    // owned by the installer, but holding a function someone left there
+    c.batch_execute(
+        "DROP SCHEMA sponsorship; CREATE SCHEMA sponsorship;
+         CREATE FUNCTION sponsorship.current_user_id() RETURNS uuid LANGUAGE sql AS 'SELECT NULL::uuid';",
+    )
+    .unwrap();
+    let m = expect_error(
+        c,
+        "SET client_min_messages = warning; CREATE EXTENSION sponsorship CASCADE",
+        "55000",
+    );
+    assert!(m.contains("function current_user_id"), "{m}");
+    // an empty schema of the installer's (what DROP EXTENSION leaves) is fine
+    c.batch_execute(
+        "DROP FUNCTION sponsorship.current_user_id();
+         SET client_min_messages = warning; CREATE EXTENSION sponsorship CASCADE;",
+    )
+    .unwrap();
+    c.batch_execute("DROP EXTENSION sponsorship CASCADE; DROP SCHEMA sponsorship; DROP ROLE sponsorship_squatter;")
+        .unwrap();
+}
