@@ -32,16 +32,6 @@ fn marketplace() -> TestDb {
     db
 }
 
-fn act_as(c: &mut Client, role: &str, user: Option<&str>) {
-    let claims = match user {
-        Some(u) => format!("{{\"sub\": \"{u}\"}}"),
-        None => "{}".to_string(),
-    };
-    c.batch_execute(&format!(
-        "RESET ROLE; SELECT set_config('request.jwt.claims', '{claims}', false); SET ROLE {role};"
-    ))
-    .unwrap();
-}
 
 fn reset(c: &mut Client) {
     c.batch_execute("RESET ROLE; SELECT set_config('request.jwt.claims', '', false)")

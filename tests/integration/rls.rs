@@ -45,18 +45,6 @@ fn marketplace() -> TestDb {
     db
 }
 
-/// Switches the session to `role` acting as `user` (the `sub` claim), as PostgREST does.
-fn act_as(client: &mut Client, role: &str, user: Option<&str>) {
-    let claims = match user {
-        Some(u) => format!("{{\"sub\": \"{u}\", \"role\": \"{role}\"}}"),
-        None => format!("{{\"role\": \"{role}\"}}"),
-    };
-    client
-        .batch_execute(&format!(
-            "RESET ROLE; SELECT set_config('request.jwt.claims', '{claims}', false); SET ROLE {role};"
-        ))
-        .unwrap();
-}
 
 fn count(client: &mut Client, table: &str) -> i64 {
     scalar_i64(client, &format!("SELECT count(*) FROM sponsorship.{table}"))

@@ -114,16 +114,6 @@ fn summary(c: &mut Client, activation: &str) -> serde_json::Value {
     .get::<_, serde_json::Value>(0)
 }
 
-fn act_as(c: &mut Client, role: &str, user: Option<&str>) {
-    let claims = match user {
-        Some(u) => format!("{{\"sub\": \"{u}\"}}"),
-        None => "{}".to_string(),
-    };
-    c.batch_execute(&format!(
-        "RESET ROLE; SELECT set_config('request.jwt.claims', '{claims}', false); SET ROLE {role};"
-    ))
-    .unwrap();
-}
 
 #[test]
 fn roi_figures_match_hand_computed_values_across_two_month_partitions() {

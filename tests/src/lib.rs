@@ -87,6 +87,19 @@ impl Drop for TestDb {
     }
 }
 
+/// Switches the session to `role` acting as `user` (the `sub` claim), as PostgREST does.
+pub fn act_as(client: &mut Client, role: &str, user: Option<&str>) {
+    let claims = match user {
+        Some(u) => format!("{{\"sub\": \"{u}\", \"role\": \"{role}\"}}"),
+        None => format!("{{\"role\": \"{role}\"}}"),
+    };
+    client
+        .batch_execute(&format!(
+            "RESET ROLE; SELECT set_config('request.jwt.claims', '{claims}', false); SET ROLE {role};"
+        ))
+        .unwrap();
+}
+
 /// The SQLSTATE of a failed statement, e.g. "23514".
 pub fn sqlstate(err: &postgres::Error) -> String {
     err.as_db_error()
