@@ -432,8 +432,13 @@ BEGIN
               USING ERRCODE = 'object_not_in_prerequisite_state',
                     HINT = 'Set payout_configurations.stripe_connect_account_id for the organization.';
     END IF;
-    -- the default fee may be about to apply: log it if it changed (audit_log)
-    PERFORM sponsorship.observe_platform_settings();
+    -- the default fee may be about to apply: log it if it changed (audit_log). Once per
+    -- transaction: reading the configuration files costs about a millisecond, and a batch
+    -- (queue_due_payouts(), a loop over orders) queues thousands in one transaction.
+    IF pg_catalog.current_setting('sponsorship_internal.fee_setting_observed', true) IS DISTINCT FROM 'on' THEN
+        PERFORM sponsorship.observe_platform_settings();
+        PERFORM pg_catalog.set_config('sponsorship_internal.fee_setting_observed', 'on', true);
+    END IF;
     v_fee := COALESCE(v_order.application_fee_cents,
                       sponsorship.calculate_platform_fee(v_order.amount_cents, v_order.org_id, v_order.currency));
     IF v_order.application_fee_cents IS NULL THEN
