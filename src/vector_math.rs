@@ -249,4 +249,157 @@ mod tests {
         assert!((n[0] - 0.6).abs() < 1e-7 && (n[1] - 0.8).abs() < 1e-7);
         assert_eq!(l2_normalized(&[0.0, 0.0]), None);
     }
+
+    // Property tests: the decoder sees bytes from disk or from another extension's function;
+    // whatever they are, it answers with a vector that re-encodes to the same bytes, or with
+    // an error that says why, and never panics.
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        fn element() -> impl Strategy<Value = f32> {
+            prop_oneof![
+                -1.0..1.0f32,
+                any::<f32>(),
+                Just(f32::NAN),
+                Just(f32::INFINITY),
+                Just(f32::NEG_INFINITY),
+                Just(f32::MAX),
+                Just(-f32::MAX),
+                Just(f32::MIN_POSITIVE / 2.0),
+                Just(-0.0f32),
+            ]
+        }
+
+        fn finite() -> impl Strategy<Value = f32> {
+            prop_oneof![
+                -1.0..1.0f32,
+                -f32::MAX..f32::MAX,
+                proptest::num::f32::NORMAL | proptest::num::f32::SUBNORMAL | proptest::num::f32::ZERO,
+                Just(f32::MAX),
+                Just(-f32::MAX),
+                Just(-0.0f32),
+            ]
+        }
+
+        /// A payload: mostly well-formed headers over any elements, sometimes any bytes.
+        fn bytes() -> impl Strategy<Value = Vec<u8>> {
+            let shaped = (
+                prop_oneof![1..40i16, any::<i16>()],
+                prop_oneof![4 => Just(0i16), 1 => any::<i16>()],
+                proptest::collection::vec(element(), 0..40),
+                prop_oneof![4 => Just(0usize), 1 => 0..6usize],
+            )
+                .prop_map(|(dim, unused, values, cut)| {
+                    let mut p = payload(dim, unused, &values);
+                    p.truncate(p.len().saturating_sub(cut));
+                    p
+                });
+            prop_oneof![3 => shaped, 1 => proptest::collection::vec(any::<u8>(), 0..64)]
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
+
+            #[test]
+            fn any_bytes_decode_to_a_faithful_vector_or_a_reasoned_error(p in bytes()) {
+                match decode_payload(&p) {
+                    Ok(values) => {
+                        let dim = i16::from_ne_bytes([p[0], p[1]]);
+                        prop_assert_eq!(values.len(), dim as usize);
+                        prop_assert!(values.iter().all(|v| v.is_finite()));
+                        let mut out = vec![0u8; payload_len(values.len())];
+                        encode_payload_into(&values, &mut out).unwrap();
+                        prop_assert_eq!(out, p);
+                    }
+                    Err(e) => {
+                        // The error names a real fault of these bytes.
+                        match e {
+                            VectorError::TooShort(n) => prop_assert!(n < PAYLOAD_HEADER),
+                            VectorError::BadDimension { dim } => {
+                                prop_assert!(dim < 1 || dim as usize > VECTOR_MAX_DIM)
+                            }
+                            VectorError::SizeMismatch { expected, actual, .. } => {
+                                prop_assert_ne!(expected, actual);
+                                prop_assert_eq!(actual, p.len());
+                            }
+                            VectorError::UnusedNotZero(u) => prop_assert_ne!(u, 0),
+                            VectorError::NotFinite { index } => {
+                                let at = PAYLOAD_HEADER + 4 * index;
+                                let v = f32::from_ne_bytes([p[at], p[at + 1], p[at + 2], p[at + 3]]);
+                                prop_assert!(!v.is_finite());
+                            }
+                            VectorError::DimensionMismatch { .. } => {
+                                prop_assert!(false, "decoding cannot mismatch dimensions")
+                            }
+                        }
+                    }
+                }
+            }
+
+            #[test]
+            fn finite_vectors_round_trip_bit_for_bit(values in proptest::collection::vec(finite(), 1..200)) {
+                let mut out = vec![0u8; payload_len(values.len())];
+                encode_payload_into(&values, &mut out).unwrap();
+                let back = decode_payload(&out).unwrap();
+                let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                prop_assert_eq!(bits(&back), bits(&values));
+            }
+
+            #[test]
+            fn a_vector_with_a_non_finite_element_is_never_encoded(
+                mut values in proptest::collection::vec(finite(), 1..50),
+                at in any::<prop::sample::Index>(),
+                bad in prop_oneof![Just(f32::NAN), Just(f32::INFINITY), Just(f32::NEG_INFINITY)],
+            ) {
+                let i = at.index(values.len());
+                values[i] = bad;
+                let mut out = vec![0u8; payload_len(values.len())];
+                prop_assert_eq!(
+                    encode_payload_into(&values, &mut out),
+                    Err(VectorError::NotFinite { index: values.iter().position(|v| !v.is_finite()).unwrap() })
+                );
+            }
+
+            #[test]
+            fn cosine_is_within_bounds_symmetric_and_scale_free(
+                pair in (1..64usize).prop_flat_map(|n| (
+                    proptest::collection::vec(finite(), n),
+                    proptest::collection::vec(finite(), n),
+                )),
+                scale in prop_oneof![Just(2.0f32), Just(0.5f32), 1.0e-3..1.0e3f32],
+            ) {
+                let (a, b) = pair;
+                let c = cosine_similarity(&a, &b).unwrap();
+                prop_assert_eq!(c, cosine_similarity(&b, &a).unwrap());
+                if let Some(c) = c {
+                    prop_assert!(c.is_finite() && (-1.0..=1.0).contains(&c), "{c}");
+                    // Scaling one side by a positive factor keeps the angle (when the scaled
+                    // vector stays finite and non-zero in f32).
+                    let scaled: Vec<f32> = a.iter().map(|v| v * scale).collect();
+                    if scaled.iter().all(|v| v.is_finite()) {
+                        if let Some(c2) = cosine_similarity(&scaled, &b).unwrap() {
+                            prop_assert!((c - c2).abs() < 1e-3, "{c} vs {c2}");
+                        }
+                    }
+                }
+            }
+
+            #[test]
+            fn normalization_gives_unit_length_or_none(values in proptest::collection::vec(finite(), 1..64)) {
+                match l2_normalized(&values) {
+                    Some(u) => {
+                        prop_assert!(u.iter().all(|v| v.is_finite()));
+                        let len = u.iter().map(|&v| (v as f64).powi(2)).sum::<f64>().sqrt();
+                        prop_assert!((len - 1.0).abs() < 1e-5, "length {len}");
+                        prop_assert!(validate(&u).is_ok());
+                    }
+                    None => {
+                        let norm2: f64 = values.iter().map(|&v| (v as f64).powi(2)).sum();
+                        prop_assert!(norm2 == 0.0 || !norm2.sqrt().is_finite());
+                    }
+                }
+            }
+        }
+    }
 }

@@ -539,3 +539,225 @@ fn the_fast_dot_product_agrees_with_the_portable_one_at_every_length() {
         assert_eq!(dot(&a, &b).to_bits(), dot(&a, &b).to_bits());
     }
 }
+
+// Property tests: any input the loaders can hand the matcher (and some they cannot: negative
+// budgets and prices, negative or enormous shares, extreme dates, vectors of any length and
+// magnitude, quality outside [0, 1]) scores every factor and the total inside [0, 1], finite,
+// and the batch kernel agrees with the per-pair path on it.
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn share() -> impl Strategy<Value = f64> {
+        prop_oneof![
+            0.0..=1.0f64,
+            -1.0e6..1.0e6f64,
+            Just(0.0),
+            Just(f64::MAX),
+            Just(-f64::MAX),
+            Just(f64::MIN_POSITIVE),
+        ]
+    }
+
+    fn money() -> impl Strategy<Value = i64> {
+        prop_oneof![
+            0..10_000_000i64,
+            any::<i64>(),
+            Just(0),
+            Just(i64::MAX),
+            Just(i64::MIN)
+        ]
+    }
+
+    fn days() -> impl Strategy<Value = f64> {
+        prop_oneof![-800.0..800.0f64, -1.0e12..1.0e12f64, Just(0.0), Just(-0.0)]
+    }
+
+    fn embedding(dims: usize) -> impl Strategy<Value = Option<Vec<f32>>> {
+        let element = prop_oneof![
+            -1.0..1.0f32,
+            -f32::MAX..f32::MAX,
+            Just(0.0f32),
+            Just(f32::MAX),
+            Just(-f32::MAX),
+            Just(f32::MIN_POSITIVE),
+        ];
+        // Mostly the marketplace's dimension; sometimes another (such pairs have no cosine).
+        let len = prop_oneof![4 => Just(dims), 1 => 1..(dims + 3)];
+        proptest::option::of(len.prop_flat_map(move |n| proptest::collection::vec(element.clone(), n)))
+    }
+
+    fn label() -> impl Strategy<Value = String> {
+        prop_oneof![
+            Just("austin".to_string()),
+            Just("us".to_string()),
+            Just("global".to_string()),
+            Just("music".to_string()),
+            Just("25-34".to_string()),
+            Just("Elsewhere in US".to_string()),
+            Just("".to_string()),
+            "[a-zA-Z \\-]{0,12}",
+        ]
+    }
+
+    fn pairs() -> impl Strategy<Value = Vec<(String, f64)>> {
+        proptest::collection::vec((label(), share()), 0..5)
+    }
+
+    fn labels() -> impl Strategy<Value = Vec<String>> {
+        proptest::collection::vec(label(), 0..4)
+    }
+
+    fn currency() -> impl Strategy<Value = String> {
+        prop_oneof![Just("USD".to_string()), Just("EUR".to_string()), Just(" usd ".to_string())]
+    }
+
+    prop_compose! {
+        fn sponsor_input(dims: usize)(
+            has_profile in any::<bool>(),
+            annual_budget_cents in proptest::option::of(money()),
+            currency in currency(),
+            target_age in pairs(),
+            interests in labels(),
+            audience_regions in labels(),
+            preferred_categories in labels(),
+            regions in labels(),
+            embedding in embedding(dims),
+        ) -> SponsorInput {
+            SponsorInput {
+                id: [7; 16], has_profile, annual_budget_cents, currency, target_age, interests,
+                audience_regions, preferred_categories, regions, embedding,
+            }
+        }
+    }
+
+    prop_compose! {
+        fn event_input(dims: usize)(
+            category in proptest::option::of(label()),
+            city in proptest::option::of(label()),
+            country in proptest::option::of(label()),
+            starts_in_days in days(),
+            ends_in_days in proptest::option::of(days()),
+            has_insights in any::<bool>(),
+            age_segments in pairs(),
+            geo_distribution in pairs(),
+            quality_score in proptest::option::of(prop_oneof![0.0..=1.0f64, -1.0e9..1.0e9f64]),
+            quality_tier in proptest::option::of(label()),
+            packages in proptest::collection::vec((money(), currency()), 0..4),
+            embedding in embedding(dims),
+        ) -> EventInput {
+            EventInput {
+                id: [9; 16], category, city, country, starts_in_days, ends_in_days,
+                start_epoch: None, end_epoch: None, has_insights, age_segments,
+                geo_distribution, quality_score, quality_tier, packages, embedding,
+            }
+        }
+    }
+
+    fn weights() -> impl Strategy<Value = Weights> {
+        proptest::collection::vec(0.0..1.0f64, 5).prop_filter_map("all zero", |raw| {
+            let sum: f64 = raw.iter().sum();
+            if sum <= 0.0 {
+                return None;
+            }
+            let w: Vec<f64> = raw.iter().map(|v| v / sum).collect();
+            Weights::new(1, w[0], w[1], w[2], w[3], w[4]).ok()
+        })
+    }
+
+    fn context() -> impl Strategy<Value = MarketContext> {
+        (money(), money()).prop_map(|(usd, eur)| {
+            let mut ctx = MarketContext::default();
+            ctx.city_countries.insert("austin".into(), vec!["us".into()]);
+            ctx.tier_median_price.insert(("premium".into(), "USD".into()), usd);
+            ctx.tier_median_price.insert(("austin".into(), "EUR".into()), eur);
+            ctx
+        })
+    }
+
+    fn assert_unit(ev: &super::super::score::PairEval) -> Result<(), TestCaseError> {
+        for (name, v) in [
+            ("budget_fit", ev.budget_fit),
+            ("audience_overlap", ev.audience_overlap),
+            ("geo_fit", ev.geo_fit),
+            ("engagement_quality", ev.engagement_quality),
+            ("objectives_similarity", ev.objectives_similarity),
+            ("temporal_fit", ev.temporal_fit),
+            ("score", ev.score),
+        ] {
+            prop_assert!(v.is_finite() && (0.0..=1.0).contains(&v), "{name} = {v} in {ev:?}");
+        }
+        for (name, v) in [
+            ("age_overlap", ev.age_overlap),
+            ("region_share", ev.region_share),
+            ("interest_match", ev.interest_match),
+        ] {
+            if let Some(v) = v {
+                prop_assert!(v.is_finite() && (0.0..=1.0).contains(&v), "{name} = {v}");
+            }
+        }
+        if let Some(c) = ev.cosine {
+            prop_assert!(c.is_finite() && (-1.0..=1.0).contains(&c), "cosine = {c}");
+        }
+        Ok(())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+        #[test]
+        fn every_factor_and_score_is_in_the_unit_interval_for_any_input(
+            ctx in context(),
+            sponsors in proptest::collection::vec(sponsor_input(6), 1..4),
+            events in proptest::collection::vec(event_input(6), 1..4),
+            w in weights(),
+        ) {
+            let m = Marketplace::build(&ctx, &sponsors, &events);
+            for si in 0..sponsors.len() {
+                for ei in 0..events.len() {
+                    let ev = m.eval(si, ei, &w);
+                    assert_unit(&ev)?;
+                    // The stored score (numeric(6,5)) stays in range too.
+                    let stored = super::super::score::round5(ev.score);
+                    prop_assert!((0.0..=1.0).contains(&stored));
+                    // Batch and per-pair paths agree on any input.
+                    let alone = Marketplace::build(
+                        &ctx,
+                        std::slice::from_ref(&sponsors[si]),
+                        std::slice::from_ref(&events[ei]),
+                    );
+                    prop_assert_eq!(ev, alone.eval(0, 0, &w));
+                }
+            }
+            // The top lists hold only in-range scores and every pair was scored.
+            let top = m.top_matches(2, &w);
+            prop_assert_eq!(top.pairs_scored, (sponsors.len() * events.len()) as u64);
+            for list in top.per_event.iter().chain(&top.per_sponsor) {
+                for &(_, s) in list {
+                    prop_assert!((0.0..=1.0).contains(&s));
+                }
+            }
+        }
+
+        #[test]
+        fn the_explanation_of_any_pair_is_valid_json_with_factors_in_range(
+            ctx in context(),
+            s in sponsor_input(6),
+            e in event_input(6),
+        ) {
+            let m = Marketplace::build(&ctx, std::slice::from_ref(&s), std::slice::from_ref(&e));
+            let (ev, b) = m.explain(0, 0, &W);
+            assert_unit(&ev)?;
+            // It survives a trip through text (no NaN or infinity, which JSON cannot hold).
+            let text = serde_json::to_string(&b).unwrap();
+            let back: serde_json::Value = serde_json::from_str(&text).unwrap();
+            for f in ["budget_fit", "audience_overlap", "geo_fit", "engagement_quality", "objectives_similarity"] {
+                let v = back["factors"][f]["value"].as_f64();
+                prop_assert!(v.is_some_and(|v| (0.0..=1.0).contains(&v)), "{f}: {:?}", back["factors"][f]);
+                prop_assert_eq!(back[f].as_f64(), v);
+            }
+            let (_, compact) = m.compact(0, 0, &W);
+            prop_assert!(serde_json::to_string(&compact).is_ok());
+        }
+    }
+}
