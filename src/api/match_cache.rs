@@ -165,6 +165,16 @@ impl Call {
     fn token(&self) -> Token {
         self.obs.token(token_key(&self.viewer, self.log_oid))
     }
+
+    /// Whether a snapshot taken now sees exactly the match-input changes this call's first
+    /// snapshot saw: no input changed (committed) in between, so what the call read then is
+    /// what it would read now. False also when that cannot be told (this transaction wrote
+    /// inputs itself, or the log was pruned in between).
+    pub fn unchanged_since_begin(&self) -> Result<bool, LoadError> {
+        let (now, log_oid) = observe(Some(self.obs.xmin))?;
+        Ok(log_oid == self.log_oid
+            && self.token().judge(&token_key(&self.viewer, log_oid), &now) == Verdict::Fresh)
+    }
 }
 
 fn count(f: impl FnOnce(&mut Stats)) {

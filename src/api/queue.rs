@@ -192,9 +192,65 @@ fn dedup(mut ids: Vec<Uuid>) -> Vec<Uuid> {
 /// Scores everything the rows name and writes the matches. Returns pairs written. Uses the
 /// backend's compiled marketplace when it is current (a backlog drained while nothing
 /// changes), else loads what the rows name.
+///
+/// Several processes drain the queue at once (the workers, pg_cron, direct calls). The
+/// scoring runs side by side; the writing does not. A pass scored on data read at one moment
+/// and writes afterwards, and meanwhile another pass may have processed an edit of a sponsor
+/// or event it wrote about, having looked for that sponsor's stored pairs before this pass's
+/// new ones were committed: that edit would be lost. So every pass writes under one
+/// transaction-long lock ([`lock_match_writes`]), looks for stored pairs only under it, and
+/// first checks that no match input changed since it read: if one did, it reads and scores
+/// again under the lock. An edit committed after that check queues a row whose pass waits for
+/// the lock, and so sees this pass's writes.
 fn process(rows: &[QueueRow], top_k: usize) -> Result<usize, LoadError> {
+    let mut call = match_cache::begin()?;
+    let (mut out, version) = compute(rows, &[], top_k, &mut call)?;
+
+    lock_match_writes()?;
     // Stored matches of rescored events and sponsors are refreshed too, so no stale score
     // survives a change.
+    let existing = existing_of(rows)?;
+    if !call.unchanged_since_begin()? {
+        let mut call = match_cache::begin()?;
+        let (out, version) = compute(rows, &existing, top_k, &mut call)?;
+        return Ok(upsert(out, version)?);
+    }
+    let written: HashSet<([u8; 16], [u8; 16])> = out
+        .iter()
+        .map(|r| (*r.event.as_bytes(), *r.sponsor.as_bytes()))
+        .collect();
+    let rest: Vec<QueueRow> = existing
+        .iter()
+        .filter(|(e, s)| !written.contains(&(*e.as_bytes(), *s.as_bytes())))
+        .map(|&(e, s)| QueueRow {
+            id: 0,
+            event: Some(e),
+            sponsor: Some(s),
+        })
+        .collect();
+    if !rest.is_empty() {
+        let (more, more_version) = compute(&rest, &[], 1, &mut call)?;
+        if more_version != version {
+            // cannot happen while no input changed; never mix two weight versions
+            let mut call = match_cache::begin()?;
+            let (out, version) = compute(rows, &existing, top_k, &mut call)?;
+            return Ok(upsert(out, version)?);
+        }
+        out.extend(more);
+    }
+    Ok(upsert(out, version)?)
+}
+
+/// The one lock under which matches are written (held to the end of the transaction):
+/// an advisory lock keyed by the matches table's oid, so it is the extension's own.
+fn lock_match_writes() -> Result<(), pgrx::spi::SpiError> {
+    Spi::run(
+        "SELECT pg_catalog.pg_advisory_xact_lock('sponsorship.sponsorship_matches'::pg_catalog.regclass::pg_catalog.oid::pg_catalog.int4, 0)",
+    )
+}
+
+/// Stored pairs of the events and sponsors the rows rescore against everything.
+fn existing_of(rows: &[QueueRow]) -> Result<Vec<(Uuid, Uuid)>, pgrx::spi::SpiError> {
     let whole_events: Vec<Uuid> = rows
         .iter()
         .filter(|r| r.sponsor.is_none())
@@ -205,22 +261,30 @@ fn process(rows: &[QueueRow], top_k: usize) -> Result<usize, LoadError> {
         .filter(|r| r.event.is_none())
         .filter_map(|r| r.sponsor)
         .collect();
-    let existing = if whole_events.is_empty() && whole_sponsors.is_empty() {
-        Vec::new()
+    if whole_events.is_empty() && whole_sponsors.is_empty() {
+        Ok(Vec::new())
     } else {
-        existing_pairs(&whole_events, &whole_sponsors)?
-    };
+        existing_pairs(&whole_events, &whole_sponsors)
+    }
+}
 
-    let mut call = match_cache::begin()?;
-    if let Some((out, version)) = match_cache::with_whole_retimed(&call, |whole| {
+/// The matches the rows ask for (see [`match_rows`]) and the weights version they were
+/// scored with, from the cached marketplace when `call` finds it current, else loaded.
+fn compute(
+    rows: &[QueueRow],
+    existing: &[(Uuid, Uuid)],
+    top_k: usize,
+    call: &mut match_cache::Call,
+) -> Result<(Vec<MatchRow>, i32), LoadError> {
+    if let Some(done) = match_cache::with_whole_retimed(call, |whole| {
         let (s_index, e_index) = whole.positions();
         let w = whole.weights;
         (
-            match_rows(rows, &existing, top_k, whole.m, &w, s_index, e_index),
+            match_rows(rows, existing, top_k, whole.m, &w, s_index, e_index),
             w.version,
         )
     }) {
-        return Ok(upsert(out, version)?);
+        return Ok(done);
     }
 
     let started = std::time::Instant::now();
@@ -234,9 +298,9 @@ fn process(rows: &[QueueRow], top_k: usize) -> Result<usize, LoadError> {
     let ctx = load::context(None)?;
     let m = Marketplace::build(&ctx, &sponsors, &events);
     let (s_index, e_index) = m.positions();
-    let out = match_rows(rows, &existing, top_k, &m, &w, &s_index, &e_index);
-    match_cache::went_without(&mut call, started.elapsed())?;
-    Ok(upsert(out, w.version)?)
+    let out = match_rows(rows, existing, top_k, &m, &w, &s_index, &e_index);
+    match_cache::went_without(call, started.elapsed())?;
+    Ok((out, w.version))
 }
 
 /// The matches the rows ask for: each pair, the best `top_k` of each event or sponsor to
@@ -361,7 +425,7 @@ pub fn update_sponsorship_matches(p_batch: default!(i32, 100)) -> i32 {
 
 /// Rescores the whole marketplace in one pass: the `p_top_k` best sponsors of every event and
 /// best events of every sponsor are written to `sponsorship_matches`, every stored match is
-/// refreshed, and queue rows enqueued before the rescore started are marked processed.
+/// refreshed, and the queue rows pending when it started (those no other pass holds) are marked processed.
 /// Returns the number of matches written.
 #[pg_extern(volatile, parallel_unsafe)]
 pub fn rescore_all_matches(p_top_k: default!(i32, 25)) -> i64 {
@@ -374,11 +438,30 @@ pub fn rescore_all_matches(p_top_k: default!(i32, 25)) -> i64 {
             "rescore_all_matches",
         );
     }
-    let started: pgrx::datum::TimestampWithTimeZone = Spi::get_one("SELECT clock_timestamp()")
-        .or_raise()
-        .expect("clock_timestamp");
-    let (m, w): (Marketplace, Weights) = super::matching::load_marketplace().or_raise();
-    let top = m.top_matches(p_top_k as usize, &w);
+    // The queue rows this rescore answers: those pending now, locked, so that an edit made
+    // while it runs queues a row of its own (and the workers keep the rows they hold).
+    let answered: Vec<i64> = Spi::connect_mut(|client| {
+        let mut ids = Vec::new();
+        for row in client.update(
+            "SELECT id FROM sponsorship.fit_recalc_queue WHERE processed_at IS NULL
+               FOR UPDATE SKIP LOCKED",
+            None,
+            &[],
+        )? {
+            ids.push(row.get::<i64>(1)?.expect("id"));
+        }
+        Ok::<_, pgrx::spi::SpiError>(ids)
+    })
+    .or_raise();
+    // Scored side by side with the queue's passes; written under their lock (see `process`).
+    let call = match_cache::begin().or_raise();
+    let (mut m, mut w): (Marketplace, Weights) = super::matching::load_marketplace().or_raise();
+    let mut top = m.top_matches(p_top_k as usize, &w);
+    lock_match_writes().or_raise();
+    if !call.unchanged_since_begin().or_raise() {
+        (m, w) = super::matching::load_marketplace().or_raise();
+        top = m.top_matches(p_top_k as usize, &w);
+    }
     let mut wanted: HashSet<(usize, usize)> = top_pairs(&top)
         .into_iter()
         .map(|(ei, si, _, _, _)| (si, ei))
@@ -416,8 +499,8 @@ pub fn rescore_all_matches(p_top_k: default!(i32, 25)) -> i64 {
     }
     Spi::run_with_args(
         "UPDATE sponsorship.fit_recalc_queue SET processed_at = now(), last_error = NULL
-          WHERE processed_at IS NULL AND enqueued_at < $1",
-        &[started.into()],
+          WHERE id = ANY($1)",
+        &[answered.into()],
     )
     .or_raise();
     written as i64

@@ -3,6 +3,7 @@
 
 mod audit;
 mod bad_input;
+mod concurrency;
 mod constraints;
 mod embeddings;
 mod install;
