@@ -4,7 +4,8 @@
 #      #[pg_test] suites (cargo pgrx test, which starts its own throwaway cluster as the
 #      postgres user);
 #   2. the out-of-process tests in tests/ against a fresh cluster running the installed
-#      extension with pgvector and pg_cron.
+#      extension with pgvector and pg_cron;
+#   3. the load run (scripts/soak.sh: pgbench for SPONSORSHIP_SOAK_SECONDS, default 180).
 # Sets the machine up first (skipping what is already there). Safe to re-run.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
@@ -41,6 +42,10 @@ python3 "$REPO_ROOT/tests/fake_stripe/selftest.py" 2>&1 | tee -a "$RESULTS"
 say "out-of-process tests against $PGHOST:$PGPORT"
 (cd "$REPO_ROOT" && SPONSORSHIP_TEST_PGHOST="$PGHOST" SPONSORSHIP_TEST_PGPORT="$PGPORT" \
    cargo test -p sponsorship-integration-tests -- --test-threads=2) 2>&1 | tee -a "$RESULTS"
+
+cluster_stop test
+say "the load run: pgbench mixing reads, edits and queue processing beside the workers and pg_cron"
+bash "$REPO_ROOT/scripts/soak.sh" 2>&1 | tee -a "$RESULTS"
 
 # One closing line for every suite together.
 sed 's/\x1b\[[0-9;]*m//g' "$RESULTS" | awk '/^test result:/ { for (i = 1; i <= NF; i++) {

@@ -12,71 +12,32 @@ use std::time::{Duration, Instant};
 
 use sponsorship_integration_tests::*;
 
-const SPONSORS: i64 = 40;
-const EVENTS: i64 = 30;
-const ORDERS: i64 = 150;
+pub(crate) const SPONSORS: i64 = 40;
+pub(crate) const EVENTS: i64 = 30;
+pub(crate) const ORDERS: i64 = 150;
+
+/// The marketplace both this test and the crash test run on, with the test's note of who
+/// processed each recalculation queue row.
+pub(crate) fn marketplace(c: &mut Client) {
+    c.batch_execute(include_str!("../../bench/soak_setup.sql")).unwrap();
+}
 
 fn fixture(c: &mut Client) {
-    c.batch_execute(&format!(
-        "SET client_min_messages = warning;
-         CREATE EXTENSION pg_cron;
-         CREATE EXTENSION sponsorship CASCADE;
-         SELECT setseed(0.25);
-         INSERT INTO sponsorship.organizations (id, name)
-         SELECT md5('o' || g)::uuid, 'Org ' || g FROM generate_series(1, 3) g;
-         INSERT INTO sponsorship.payout_configurations (org_id, stripe_connect_account_id)
-         SELECT md5('o' || g)::uuid, 'acct_1Conc' || g FROM generate_series(1, 3) g;
-         -- events far ahead: their temporal factor is 1, so scores do not drift while we check
-         INSERT INTO sponsorship.events (id, org_id, title, category, city, country, start_at, description_embedding)
-         SELECT md5('e' || g)::uuid, md5('o' || (1 + g % 3))::uuid, 'Event ' || g,
-                (ARRAY['music','tech','sports'])[1 + g % 3], (ARRAY['Austin','Berlin','Dallas'])[1 + g % 3],
-                (ARRAY['US','DE','US'])[1 + g % 3], now() + ((100 + g) || ' days')::interval,
-                (SELECT array_agg(random()::real - 0.5) FROM generate_series(1, 384) WHERE g > 0)::vector
-           FROM generate_series(1, {EVENTS}) g;
-         INSERT INTO sponsorship.event_audience_insights (event_id, attendee_count, age_segments, geo_distribution, engagement_score)
-         SELECT md5('e' || g)::uuid, 100 * g, jsonb_build_object('18-24', 0.3, '25-34', 0.5), jsonb_build_object('Austin', 0.5),
-                (g * 4) % 100
-           FROM generate_series(1, {EVENTS}) g;
-         INSERT INTO sponsorship.sponsorship_packages (id, event_id, title, price_cents, currency, inventory)
-         SELECT md5('p' || g || '-' || k)::uuid, md5('e' || g)::uuid, 'P' || k, 100000 * k * g, 'USD', 1000
-           FROM generate_series(1, {EVENTS}) g, generate_series(1, 2) k;
-         INSERT INTO sponsorship.sponsors (id, name) SELECT md5('s' || g)::uuid, 'Sponsor ' || g FROM generate_series(1, {SPONSORS}) g;
-         INSERT INTO sponsorship.sponsor_profiles (sponsor_id, annual_budget_cents, currency, target_audience,
-                                                    preferred_categories, regions, objectives_embedding)
-         SELECT md5('s' || g)::uuid, 1000000 * g, 'USD',
-                jsonb_build_object('age_segments', jsonb_build_object('25-34', 1), 'interests', ARRAY['music']),
-                ARRAY[(ARRAY['music','tech','sports'])[1 + g % 3]], ARRAY[(ARRAY['Austin','US','global','Dallas'])[1 + g % 4]],
-                (SELECT array_agg(random()::real - 0.5) FROM generate_series(1, 384) WHERE g > 0)::vector
-           FROM generate_series(1, {SPONSORS}) g;
-         INSERT INTO sponsorship.sponsorship_orders (id, package_id, sponsor_id, event_id, amount_cents, status, stripe_charge_id)
-         SELECT md5('order' || g)::uuid, md5('p' || (1 + g % {EVENTS}) || '-1')::uuid, md5('s' || (1 + g % {SPONSORS}))::uuid,
-                md5('e' || (1 + g % {EVENTS}))::uuid, 100000 + g, 'accepted', 'ch_conc' || g
-           FROM generate_series(1, {ORDERS}) g;
-         SELECT sponsorship.refresh_event_quality_scores();
-         -- Who processed each queue row, noted by the test: a row processed twice shows twice.
-         CREATE TABLE public.recalc_done (queue_id bigint, by_whom text, at timestamptz DEFAULT clock_timestamp());
-         CREATE FUNCTION public.note_recalc_done() RETURNS trigger LANGUAGE plpgsql AS $$
-         BEGIN
-             IF OLD.processed_at IS NULL AND NEW.processed_at IS NOT NULL THEN
-                 INSERT INTO public.recalc_done (queue_id, by_whom)
-                 SELECT NEW.id, CASE WHEN a.backend_type = 'client backend' THEN 'direct call' ELSE a.backend_type END
-                   FROM pg_stat_activity a WHERE a.pid = pg_backend_pid();
-             END IF;
-             RETURN NEW;
-         END $$;
-         CREATE TRIGGER note_recalc_done AFTER UPDATE ON sponsorship.fit_recalc_queue
-             FOR EACH ROW EXECUTE FUNCTION public.note_recalc_done();
-         -- pg_cron drains both queues every minute beside the workers and the direct calls
-         SELECT cron.schedule('conc-recalc', '* * * * *', 'SELECT sponsorship.update_sponsorship_matches(25)');
-         SELECT cron.schedule('conc-payouts', '* * * * *', 'SELECT sponsorship.process_payout_queue(15)');"
-    ))
+    c.batch_execute("SET client_min_messages = warning; CREATE EXTENSION pg_cron")
+        .unwrap();
+    marketplace(c);
+    // pg_cron drains both queues every minute beside the workers and the direct calls
+    c.batch_execute(
+        "SELECT cron.schedule('conc-recalc', '* * * * *', 'SELECT sponsorship.update_sponsorship_matches(25)');
+         SELECT cron.schedule('conc-payouts', '* * * * *', 'SELECT sponsorship.process_payout_queue(15)');",
+    )
     .unwrap();
 }
 
 /// A small deterministic generator, one per session.
-struct Lcg(u64);
+pub(crate) struct Lcg(pub u64);
 impl Lcg {
-    fn below(&mut self, n: i64) -> i64 {
+    pub(crate) fn below(&mut self, n: i64) -> i64 {
         self.0 = self
             .0
             .wrapping_mul(6364136223846793005)
@@ -86,7 +47,7 @@ impl Lcg {
 }
 
 /// What one kind of session does in a loop; every statement is its own transaction.
-fn step(kind: usize, r: &mut Lcg, c: &mut Client) -> Result<(), postgres::Error> {
+pub(crate) fn step(kind: usize, r: &mut Lcg, c: &mut Client) -> Result<(), postgres::Error> {
     let s = 1 + r.below(SPONSORS);
     let e = 1 + r.below(EVENTS);
     match kind {
@@ -140,6 +101,116 @@ fn step(kind: usize, r: &mut Lcg, c: &mut Client) -> Result<(), postgres::Error>
             _ => c.query("SELECT * FROM sponsorship.v_event_marketplace LIMIT 20", &[]).map(|_| ()),
         },
     }
+}
+
+/// The outcome both tests prove, once every queue is drained: every recalculation queue row
+/// was processed exactly once (at its first attempt when `first_attempt`) and none is left;
+/// every stored match is the per-pair score of the final data; every order has one payout,
+/// sent to Stripe exactly once and recorded. Returns (queue rows, matches, transfers).
+pub(crate) fn assert_every_item_processed_once(
+    c: &mut Client,
+    fake: &FakeStripe,
+    first_attempt: bool,
+) -> (i64, i64, usize) {
+    // the recalculation queue: every row processed exactly once, at the first attempt
+    let rows = scalar_i64(c, "SELECT count(*) FROM sponsorship.fit_recalc_queue");
+    assert_eq!(
+        scalar_i64(c, "SELECT count(*) FROM public.recalc_done"),
+        rows,
+        "one processing per row"
+    );
+    assert_eq!(
+        scalar_i64(c, "SELECT count(DISTINCT queue_id) FROM public.recalc_done"),
+        rows
+    );
+    assert_eq!(
+        scalar_i64(
+            c,
+            &format!(
+                "SELECT count(*) FROM sponsorship.fit_recalc_queue
+                  WHERE processed_at IS NULL OR last_error IS NOT NULL OR (attempts <> 1 AND {first_attempt})"
+            )
+        ),
+        0
+    );
+    // no edit lost: every stored match is the per-pair score of the final data
+    let matches = scalar_i64(c, "SELECT count(*) FROM sponsorship.sponsorship_matches");
+    assert!(matches >= EVENTS, "{matches} matches");
+    let stale = c
+        .query(
+            "SELECT m.event_id::text, m.sponsor_id::text, m.score::text, p.score::text
+               FROM sponsorship.sponsorship_matches m,
+                    LATERAL sponsorship.fn_compute_match_score(m.event_id, m.sponsor_id) p
+              WHERE p.score <> m.score",
+            &[],
+        )
+        .unwrap();
+    assert!(
+        stale.is_empty(),
+        "{} stale matches, e.g. {:?}",
+        stale.len(),
+        stale
+            .iter()
+            .take(3)
+            .map(|r| (
+                r.get::<_, String>(0),
+                r.get::<_, String>(2),
+                r.get::<_, String>(3)
+            ))
+            .collect::<Vec<_>>()
+    );
+    // every event's stored best sponsor is its best sponsor now
+    assert_eq!(
+        scalar_i64(
+            c,
+            "SELECT count(*) FROM sponsorship.events e
+              WHERE (SELECT max(score) FROM sponsorship.sponsorship_matches m WHERE m.event_id = e.id)
+                    IS DISTINCT FROM (SELECT max(score) FROM sponsorship.fn_compute_event_matches(e.id))"
+        ),
+        0,
+        "an event's best match is stored"
+    );
+
+    // payouts: one per order, each sent exactly once, each transfer recorded
+    let payouts = scalar_i64(c, "SELECT count(*) FROM sponsorship.sponsorship_payouts");
+    assert_eq!(payouts, ORDERS);
+    let transfers = fake.transfers();
+    assert_eq!(transfers.len() as i64, ORDERS, "one transfer per payout");
+    let mut keys: Vec<&str> = transfers
+        .iter()
+        .map(|t| t["idempotency_key"].as_str().unwrap())
+        .collect();
+    keys.sort();
+    keys.dedup();
+    assert_eq!(
+        keys.len() as i64,
+        ORDERS,
+        "no idempotency key sent for two transfers"
+    );
+    let recorded = transfers
+        .iter()
+        .filter(|t| {
+            scalar_bool(
+                c,
+                &format!(
+                    "SELECT EXISTS (SELECT 1 FROM sponsorship.sponsorship_payouts WHERE idempotency_key = '{}'
+                                       AND stripe_transfer_id = '{}' AND status = 'completed')",
+                    t["idempotency_key"].as_str().unwrap(),
+                    t["id"].as_str().unwrap()
+                ),
+            )
+        })
+        .count();
+    assert_eq!(recorded as i64, ORDERS);
+    assert_eq!(
+        scalar_i64(
+            c,
+            "SELECT count(*) FROM sponsorship.sponsorship_orders WHERE payout_status = 'paid'"
+        ),
+        ORDERS
+    );
+
+    (rows, matches, transfers.len())
 }
 
 fn cron_runs(c: &mut Client, status: &str) -> i64 {
@@ -268,109 +339,7 @@ fn workers_cron_and_direct_calls_together_process_every_item_exactly_once() {
         &errors[..errors.len().min(5)]
     );
 
-    // the recalculation queue: every row processed exactly once, at the first attempt
-    let rows = scalar_i64(&mut c, "SELECT count(*) FROM sponsorship.fit_recalc_queue");
-    assert_eq!(
-        scalar_i64(&mut c, "SELECT count(*) FROM public.recalc_done"),
-        rows,
-        "one processing per row"
-    );
-    assert_eq!(
-        scalar_i64(
-            &mut c,
-            "SELECT count(DISTINCT queue_id) FROM public.recalc_done"
-        ),
-        rows
-    );
-    assert_eq!(
-        scalar_i64(
-            &mut c,
-            "SELECT count(*) FROM sponsorship.fit_recalc_queue WHERE processed_at IS NULL OR attempts <> 1 OR last_error IS NOT NULL"
-        ),
-        0
-    );
-    // no edit lost: every stored match is the per-pair score of the final data
-    let matches = scalar_i64(
-        &mut c,
-        "SELECT count(*) FROM sponsorship.sponsorship_matches",
-    );
-    assert!(matches >= EVENTS, "{matches} matches");
-    let stale = c
-        .query(
-            "SELECT m.event_id::text, m.sponsor_id::text, m.score::text, p.score::text
-               FROM sponsorship.sponsorship_matches m,
-                    LATERAL sponsorship.fn_compute_match_score(m.event_id, m.sponsor_id) p
-              WHERE p.score <> m.score",
-            &[],
-        )
-        .unwrap();
-    assert!(
-        stale.is_empty(),
-        "{} stale matches, e.g. {:?}",
-        stale.len(),
-        stale
-            .iter()
-            .take(3)
-            .map(|r| (
-                r.get::<_, String>(0),
-                r.get::<_, String>(2),
-                r.get::<_, String>(3)
-            ))
-            .collect::<Vec<_>>()
-    );
-    // every event's stored best sponsor is its best sponsor now
-    assert_eq!(
-        scalar_i64(
-            &mut c,
-            "SELECT count(*) FROM sponsorship.events e
-              WHERE (SELECT max(score) FROM sponsorship.sponsorship_matches m WHERE m.event_id = e.id)
-                    IS DISTINCT FROM (SELECT max(score) FROM sponsorship.fn_compute_event_matches(e.id))"
-        ),
-        0,
-        "an event's best match is stored"
-    );
-
-    // payouts: one per order, each sent exactly once, each transfer recorded
-    let payouts = scalar_i64(
-        &mut c,
-        "SELECT count(*) FROM sponsorship.sponsorship_payouts",
-    );
-    assert_eq!(payouts, ORDERS);
-    let transfers = fake.transfers();
-    assert_eq!(transfers.len() as i64, ORDERS, "one transfer per payout");
-    let mut keys: Vec<&str> = transfers
-        .iter()
-        .map(|t| t["idempotency_key"].as_str().unwrap())
-        .collect();
-    keys.sort();
-    keys.dedup();
-    assert_eq!(
-        keys.len() as i64,
-        ORDERS,
-        "no idempotency key sent for two transfers"
-    );
-    let recorded = transfers
-        .iter()
-        .filter(|t| {
-            scalar_bool(
-                &mut c,
-                &format!(
-                    "SELECT EXISTS (SELECT 1 FROM sponsorship.sponsorship_payouts WHERE idempotency_key = '{}'
-                                       AND stripe_transfer_id = '{}' AND status = 'completed')",
-                    t["idempotency_key"].as_str().unwrap(),
-                    t["id"].as_str().unwrap()
-                ),
-            )
-        })
-        .count();
-    assert_eq!(recorded as i64, ORDERS);
-    assert_eq!(
-        scalar_i64(
-            &mut c,
-            "SELECT count(*) FROM sponsorship.sponsorship_orders WHERE payout_status = 'paid'"
-        ),
-        ORDERS
-    );
+    let (rows, matches, transfers) = assert_every_item_processed_once(&mut c, &fake, true);
 
     // pg_cron ran the drains and no run failed; nothing in the server log went wrong
     assert!(cron_runs(&mut c, "succeeded") >= 2);
@@ -402,7 +371,7 @@ fn workers_cron_and_direct_calls_together_process_every_item_exactly_once() {
          {matches} matches, none stale; {ORDERS} payouts, {} transfers, {} Stripe requests; \
          {} cron runs since the start",
         busy.as_secs_f64(),
-        transfers.len(),
+        transfers,
         stats["requests"],
         scalar_i64(&mut c, "SELECT count(*) FROM cron.job_run_details") - cron_before
     );

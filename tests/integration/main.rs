@@ -5,6 +5,7 @@ mod audit;
 mod bad_input;
 mod concurrency;
 mod constraints;
+mod crash;
 mod embeddings;
 mod install;
 mod matching;

@@ -314,6 +314,16 @@ impl OwnCluster {
         }
     }
 
+    /// `pg_ctl restart -m immediate`: every server process ends at once, without a checkpoint,
+    /// and the restart recovers from the WAL, like after a power cut.
+    pub fn restart_immediate(&self) {
+        let data = self.dir.join("data");
+        let log = self.dir.join("server.log");
+        let out = as_postgres(&[&pg_bin("pg_ctl"), "-D", data.to_str().unwrap(), "-l", log.to_str().unwrap(), "-m", "immediate",
+                                "-w", "restart"]);
+        assert!(out.status.success(), "pg_ctl restart: {}", String::from_utf8_lossy(&out.stderr));
+    }
+
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.join("server.log")).unwrap_or_default()
     }
