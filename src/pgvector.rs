@@ -48,7 +48,15 @@ SELECT t.oid
  WHERE e.extname = 'vector' AND t.typname = 'vector'";
 
 fn lookup_vector_type_oid() -> pg_sys::Oid {
-    match Spi::get_one::<pg_sys::Oid>(VECTOR_TYPE_LOOKUP) {
+    // A read-only SPI connection: `Spi::get_one` would assign a transaction id, which a
+    // parallel worker (running a PARALLEL SAFE caller of ours) must not do.
+    let found = Spi::connect(|client| {
+        client
+            .select(VECTOR_TYPE_LOOKUP, Some(1), &[])?
+            .first()
+            .get_one::<pg_sys::Oid>()
+    });
+    match found {
         Ok(Some(oid)) => oid,
         _ => raise_plain(
             PgSqlErrorCode::ERRCODE_UNDEFINED_OBJECT,

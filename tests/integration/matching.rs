@@ -1010,3 +1010,48 @@ fn the_change_log_is_pruned_and_a_cache_older_than_the_pruning_rebuilds() {
     expect_error(c, "SELECT count(*) FROM sponsorship.match_input_changes", "42501");
     c.batch_execute("RESET ROLE").unwrap();
 }
+
+#[test]
+fn the_parallel_safe_functions_run_in_parallel_workers() {
+    // Found by the load run: a PARALLEL SAFE function that looked up pgvector's type through
+    // an SPI call that assigns a transaction id failed inside a parallel worker ("cannot
+    // assign XIDs during a parallel operation"). force_parallel_mode runs each query below in
+    // a worker process, which looks the type up afresh.
+    let mut db = TestDb::with_extension("parallel");
+    small_marketplace(&mut db);
+    let mut c = db.connect();
+    c.batch_execute("SET force_parallel_mode = on; SET parallel_setup_cost = 0; SET parallel_tuple_cost = 0")
+        .unwrap();
+    let plan: String = c
+        .query("EXPLAIN (COSTS OFF) SELECT sponsorship.cosine_similarity('[1,2]'::vector, '[2,4]'::vector)", &[])
+        .unwrap()
+        .iter()
+        .map(|r| r.get::<_, String>(0))
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert!(plan.contains("Gather"), "the query runs in a parallel worker:\n{plan}");
+    let cos: f64 = c
+        .query_one("SELECT sponsorship.cosine_similarity('[1,2]'::vector, '[2,4]'::vector)", &[])
+        .unwrap()
+        .get(0);
+    assert!((cos - 1.0).abs() < 1e-9);
+    assert_eq!(
+        scalar_i64(&mut c, "SELECT sponsorship.embedding_dims(description_embedding)::bigint FROM sponsorship.events
+                             WHERE description_embedding IS NOT NULL LIMIT 1"),
+        384
+    );
+    // the per-pair score, for every pair, computed in workers, equals the serial one (in one
+    // transaction: past events decay with now())
+    let q = "SELECT e.id::text || s.id::text, p.score::text FROM sponsorship.events e CROSS JOIN sponsorship.sponsors s
+               CROSS JOIN LATERAL sponsorship.fn_compute_match_score(e.id, s.id) p ORDER BY 1";
+    let rows = |c: &mut Client| -> Vec<(String, String)> {
+        c.query(q, &[]).unwrap().iter().map(|r| (r.get(0), r.get(1))).collect()
+    };
+    c.batch_execute("BEGIN").unwrap();
+    let parallel = rows(&mut c);
+    c.batch_execute("SET LOCAL force_parallel_mode = off").unwrap();
+    let serial = rows(&mut c);
+    c.batch_execute("COMMIT").unwrap();
+    assert_eq!(parallel.len(), 20 * 15);
+    assert_eq!(parallel, serial);
+}
