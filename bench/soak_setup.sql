@@ -4,6 +4,22 @@
 -- process finished each recalculation queue row (a row processed twice shows twice).
 SET client_min_messages = warning;
 CREATE EXTENSION sponsorship CASCADE;
+-- (before any row: the workers start on the queue the moment the extension exists)
+-- Who processed each queue row, noted by the test: a row processed twice shows twice.
+CREATE TABLE public.recalc_done (queue_id bigint, by_whom text, at timestamptz DEFAULT clock_timestamp());
+CREATE FUNCTION public.note_recalc_done() RETURNS trigger LANGUAGE plpgsql AS $f$
+BEGIN
+    IF OLD.processed_at IS NULL AND NEW.processed_at IS NOT NULL THEN
+        INSERT INTO public.recalc_done (queue_id, by_whom)
+        VALUES (NEW.id, COALESCE((SELECT CASE WHEN a.backend_type = 'client backend' THEN 'direct call'
+                                              ELSE a.backend_type END
+                                    FROM pg_stat_activity a WHERE a.pid = pg_backend_pid()),
+                                 'unknown process'));
+    END IF;
+    RETURN NEW;
+END $f$;
+CREATE TRIGGER note_recalc_done AFTER UPDATE ON sponsorship.fit_recalc_queue
+    FOR EACH ROW EXECUTE FUNCTION public.note_recalc_done();
 SELECT setseed(0.25);
 INSERT INTO sponsorship.organizations (id, name)
 SELECT md5('o' || g)::uuid, 'Org ' || g FROM generate_series(1, 3) g;
@@ -36,18 +52,3 @@ SELECT md5('order' || g)::uuid, md5('p' || (1 + g % 30) || '-1')::uuid, md5('s' 
        md5('e' || (1 + g % 30))::uuid, 100000 + g, 'accepted', 'ch_conc' || g
   FROM generate_series(1, 150) g;
 SELECT sponsorship.refresh_event_quality_scores();
--- Who processed each queue row, noted by the test: a row processed twice shows twice.
-CREATE TABLE public.recalc_done (queue_id bigint, by_whom text, at timestamptz DEFAULT clock_timestamp());
-CREATE FUNCTION public.note_recalc_done() RETURNS trigger LANGUAGE plpgsql AS $f$
-BEGIN
-    IF OLD.processed_at IS NULL AND NEW.processed_at IS NOT NULL THEN
-        INSERT INTO public.recalc_done (queue_id, by_whom)
-        VALUES (NEW.id, COALESCE((SELECT CASE WHEN a.backend_type = 'client backend' THEN 'direct call'
-                                              ELSE a.backend_type END
-                                    FROM pg_stat_activity a WHERE a.pid = pg_backend_pid()),
-                                 'unknown process'));
-    END IF;
-    RETURN NEW;
-END $f$;
-CREATE TRIGGER note_recalc_done AFTER UPDATE ON sponsorship.fit_recalc_queue
-    FOR EACH ROW EXECUTE FUNCTION public.note_recalc_done();

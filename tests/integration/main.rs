@@ -14,6 +14,7 @@ mod payouts;
 mod payouts_crash;
 mod quality;
 mod rls;
+mod rls_matrix;
 mod roi;
 mod schema;
 mod upgrade;
