@@ -425,7 +425,7 @@ pub fn update_sponsorship_matches(p_batch: default!(i32, 100)) -> i32 {
 
 /// Rescores the whole marketplace in one pass: the `p_top_k` best sponsors of every event and
 /// best events of every sponsor are written to `sponsorship_matches`, every stored match is
-/// refreshed, and the queue rows pending when it started (those no other pass holds) are marked processed.
+/// refreshed, and the queue rows pending when it started and untouched since are marked processed.
 /// Returns the number of matches written.
 #[pg_extern(volatile, parallel_unsafe)]
 pub fn rescore_all_matches(p_top_k: default!(i32, 25)) -> i64 {
@@ -438,19 +438,21 @@ pub fn rescore_all_matches(p_top_k: default!(i32, 25)) -> i64 {
             "rescore_all_matches",
         );
     }
-    // The queue rows this rescore answers: those pending now, locked, so that an edit made
-    // while it runs queues a row of its own (and the workers keep the rows they hold).
-    let answered: Vec<i64> = Spi::connect_mut(|client| {
+    // The queue rows this rescore answers: those pending now, each with the version it has
+    // now (xmin). They are not locked, so edits made while it scores do not wait for it; a row an
+    // edit touches meanwhile (a new version) or a pass processes meanwhile is left alone.
+    let (answered, versions): (Vec<i64>, Vec<String>) = Spi::connect(|client| {
         let mut ids = Vec::new();
-        for row in client.update(
-            "SELECT id FROM sponsorship.fit_recalc_queue WHERE processed_at IS NULL
-               FOR UPDATE SKIP LOCKED",
+        let mut xmins = Vec::new();
+        for row in client.select(
+            "SELECT id, xmin::text FROM sponsorship.fit_recalc_queue WHERE processed_at IS NULL",
             None,
             &[],
         )? {
             ids.push(row.get::<i64>(1)?.expect("id"));
+            xmins.push(row.get::<String>(2)?.expect("xmin"));
         }
-        Ok::<_, pgrx::spi::SpiError>(ids)
+        Ok::<_, pgrx::spi::SpiError>((ids, xmins))
     })
     .or_raise();
     // Scored side by side with the queue's passes; written under their lock (see `process`).
@@ -498,9 +500,10 @@ pub fn rescore_all_matches(p_top_k: default!(i32, 25)) -> i64 {
         written += upsert(rows, w.version).or_raise();
     }
     Spi::run_with_args(
-        "UPDATE sponsorship.fit_recalc_queue SET processed_at = now(), last_error = NULL
-          WHERE id = ANY($1)",
-        &[answered.into()],
+        "UPDATE sponsorship.fit_recalc_queue q SET processed_at = now(), last_error = NULL
+           FROM unnest($1::bigint[], $2::text[]) AS seen(id, version)
+          WHERE q.id = seen.id AND q.xmin::text = seen.version AND q.processed_at IS NULL",
+        &[answered.into(), versions.into()],
     )
     .or_raise();
     written as i64

@@ -1055,3 +1055,74 @@ fn the_parallel_safe_functions_run_in_parallel_workers() {
     assert_eq!(parallel.len(), 20 * 15);
     assert_eq!(parallel, serial);
 }
+
+#[test]
+fn a_full_rescore_answers_the_rows_pending_at_its_start_and_leaves_an_edit_made_meanwhile() {
+    let mut db = TestDb::with_extension("rescore");
+    small_marketplace(&mut db);
+    let sponsor: String = scalar_string(&mut db.client, "SELECT md5('s1')::uuid::text");
+    assert_eq!(
+        scalar_i64(
+            &mut db.client,
+            "SELECT count(*) FROM sponsorship.fit_recalc_queue WHERE processed_at IS NULL"
+        ),
+        34
+    );
+    // An edit of sponsor 1, not yet committed, has touched its pending row when the rescore
+    // starts; it commits while the rescore runs.
+    let mut editor = db.connect();
+    editor
+        .batch_execute(&format!(
+            "BEGIN; UPDATE sponsorship.sponsor_profiles SET annual_budget_cents = 123456 WHERE sponsor_id = '{sponsor}'"
+        ))
+        .unwrap();
+    let mut rescorer = db.connect();
+    let pid: i32 = rescorer
+        .query_one("SELECT pg_backend_pid()", &[])
+        .unwrap()
+        .get(0);
+    let rescore = std::thread::spawn(move || -> i64 {
+        rescorer
+            .query_one("SELECT sponsorship.rescore_all_matches(3)", &[])
+            .unwrap()
+            .get(0)
+    });
+    // the rescore reaches the edited row and waits for the editor
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while !scalar_bool(
+        &mut db.client,
+        &format!(
+            "SELECT coalesce(wait_event_type = 'Lock', false) FROM pg_stat_activity WHERE pid = {pid}"
+        ),
+    ) {
+        assert!(std::time::Instant::now() < deadline, "the rescore never waited for the edit");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    editor.batch_execute("COMMIT").unwrap();
+    let written = rescore.join().unwrap();
+    assert!(written >= 20 * 3, "{written} matches written");
+    // every row pending at the start is answered, except the one the edit changed meanwhile
+    let pending: Vec<(Option<String>, Option<String>)> = pending(&mut db.client);
+    assert_eq!(
+        pending,
+        vec![(None, Some(sponsor.clone()))],
+        "the edited sponsor's row stays pending"
+    );
+    // and draining it scores the edit
+    assert_eq!(
+        scalar_i64(
+            &mut db.client,
+            "SELECT sponsorship.update_sponsorship_matches(10)::bigint"
+        ),
+        1
+    );
+    assert_eq!(
+        scalar_i64(
+            &mut db.client,
+            "SELECT count(*) FROM sponsorship.sponsorship_matches m,
+                    LATERAL sponsorship.fn_compute_match_score(m.event_id, m.sponsor_id) p
+              WHERE abs(p.score - m.score) > 0.00002"
+        ),
+        0
+    );
+}
