@@ -101,7 +101,7 @@ fn the_queues_resume_after_kill_9_and_immediate_restarts_with_nothing_lost_or_se
         match round % 4 {
             0 => {
                 let pid = pid_of(&mut c, "sponsorship recalc worker").unwrap();
-                kill_9(pid);
+                cluster.kill_9_and_await_restart(pid);
                 crashes.push("kill -9 recalc worker");
             }
             1 => {
@@ -117,12 +117,12 @@ fn the_queues_resume_after_kill_9_and_immediate_restarts_with_nothing_lost_or_se
                     );
                 });
                 std::thread::sleep(Duration::from_millis(150));
-                kill_9(pid);
+                cluster.kill_9_and_await_restart(pid);
                 crashes.push("kill -9 backend mid-drain");
             }
             2 => {
                 let pid = pid_of(&mut c, "sponsorship payout worker").unwrap();
-                kill_9(pid);
+                cluster.kill_9_and_await_restart(pid);
                 crashes.push("kill -9 payout worker");
             }
             _ => {

@@ -73,7 +73,7 @@ fn every_order_is_paid_exactly_once_through_kill_9_at_random_points() {
         pid
     };
     std::thread::sleep(Duration::from_millis(150));
-    kill_9(victim_pid);
+    cluster.kill_9_and_await_restart(victim_pid);
     drop(c);
 
     // 2. the payout worker, switched on, killed again and again mid-pass
@@ -87,7 +87,7 @@ fn every_order_is_paid_exactly_once_through_kill_9_at_random_points() {
         std::thread::sleep(Duration::from_millis(150 + (seed >> 33) % 400));
         let mut c = cluster.connect_waiting("crash", 60);
         if let Some(pid) = pid_of(&mut c, "sponsorship payout worker") {
-            kill_9(pid);
+            cluster.kill_9_and_await_restart(pid);
             kills += 1;
         }
     }

@@ -324,6 +324,27 @@ impl OwnCluster {
         assert!(out.status.success(), "pg_ctl restart: {}", String::from_utf8_lossy(&out.stderr));
     }
 
+    /// `kill -9` of one of this cluster's server processes, then waits (up to 60 s) for the
+    /// crash restart it causes to finish: the postmaster notices the death, ends every other
+    /// process, recovers and accepts connections again. (A connection made before it noticed
+    /// would be ended by the restart.)
+    pub fn kill_9_and_await_restart(&self, pid: i32) {
+        let from = self.log().len();
+        kill_9(pid);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        loop {
+            let log = self.log();
+            let after = &log[from.min(log.len())..];
+            if let Some(i) = after.find("all server processes terminated; reinitializing") {
+                if after[i..].contains("database system is ready to accept connections") {
+                    return;
+                }
+            }
+            assert!(std::time::Instant::now() < deadline, "no crash restart after kill -9 of {pid}:\n{after}");
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    }
+
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.join("server.log")).unwrap_or_default()
     }
@@ -338,6 +359,6 @@ impl Drop for OwnCluster {
 }
 
 /// `kill -9` of a server process.
-pub fn kill_9(pid: i32) {
+fn kill_9(pid: i32) {
     let _ = std::process::Command::new("kill").args(["-9", &pid.to_string()]).status();
 }
