@@ -22,8 +22,8 @@ done
 bash "$REPO_ROOT/scripts/setup.sh"
 install_extension release
 cluster_start bench bench
-psql -X -q -v ON_ERROR_STOP=1 -c "SET client_min_messages = warning" -c "DROP EXTENSION IF EXISTS sponsorship CASCADE" \
-     -c "DROP SCHEMA IF EXISTS bench CASCADE" -c "CREATE EXTENSION sponsorship CASCADE"
+psql -X -q -v ON_ERROR_STOP=1 -c "SET client_min_messages = warning" -c "DROP SCHEMA IF EXISTS bench CASCADE"
+recreate_extension
 echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB, $(uname -m), $(date -u +%F)"
 case "$what" in
   matching)

@@ -10,11 +10,7 @@ install_extension release
 cluster_start demo sponsorship_demo
 
 say "creating the extension"
-psql -X -q -v ON_ERROR_STOP=1 <<'SQL'
-SET client_min_messages = warning;
-DROP EXTENSION IF EXISTS sponsorship CASCADE;
-CREATE EXTENSION sponsorship CASCADE;
-SQL
+recreate_extension
 
 say "loading the demo marketplace (the recalculation worker pauses meanwhile)"
 # The payout worker stays off: the demo drives payouts itself, with process_payout_queue().

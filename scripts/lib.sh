@@ -100,6 +100,25 @@ CONF
   say "cluster '$name' running: psql -h $dir -p $port -U postgres $db"
 }
 
+# Recreates the extension in the current database with the cluster's workers paused, so the
+# DROP does not deadlock with a pass in progress (switched off by a reload, a worker stops after
+# the pass it is in). The workers' settings are reset afterwards.
+recreate_extension() {
+  psql -X -q -c "ALTER SYSTEM SET sponsorship.worker_enabled = off" \
+       -c "ALTER SYSTEM SET sponsorship.payout_worker_enabled = off" -c "SELECT pg_reload_conf()" >/dev/null
+  sleep 0.5
+  local i
+  for i in $(seq 1 600); do
+    [ "$(psql -XtAc "SELECT count(*) FROM pg_stat_activity
+                      WHERE backend_type LIKE 'sponsorship%worker' AND xact_start IS NOT NULL")" = 0 ] && break
+    sleep 0.1
+  done
+  psql -X -q -v ON_ERROR_STOP=1 -c "SET client_min_messages = warning" \
+       -c "DROP EXTENSION IF EXISTS sponsorship CASCADE" -c "CREATE EXTENSION sponsorship CASCADE"
+  psql -X -q -c "ALTER SYSTEM RESET sponsorship.worker_enabled" \
+       -c "ALTER SYSTEM RESET sponsorship.payout_worker_enabled" -c "SELECT pg_reload_conf()" >/dev/null
+}
+
 cluster_stop() {
   local dir="$CLUSTER_ROOT/$1"
   [ -f "$dir/data/postmaster.pid" ] || return 0

@@ -173,6 +173,13 @@ pub extern "C-unwind" fn sponsorship_recalc_worker_main(arg: pg_sys::Datum) {
             if !more || BackgroundWorker::sigterm_received() {
                 break;
             }
+            // a backlog does not delay a reload: switched off (or resized), it stops here
+            if BackgroundWorker::sighup_received() {
+                unsafe { pg_sys::ProcessConfigFile(pg_sys::GucContext::PGC_SIGHUP) };
+                if !gucs::WORKER_ENABLED.get() {
+                    break;
+                }
+            }
         }
     }
     log!("{WORKER_TYPE} {number} stopped");

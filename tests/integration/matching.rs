@@ -689,6 +689,91 @@ fn the_worker_picks_up_an_edit_within_seconds() {
     drop(guard);
 }
 
+/// Switched off by a reload while it drains a backlog, the worker stops after the pass it is
+/// in (it used to drain the whole backlog first), and a reload that switches it on with a new
+/// batch size resumes it with that size.
+#[test]
+fn a_worker_switched_off_mid_backlog_stops_and_resumes_when_switched_on() {
+    let cluster = OwnCluster::start(
+        "workeroff",
+        "sponsorship.worker_database = 'w'\nsponsorship.worker_count = 1\nsponsorship.worker_naptime_ms = 50\n\
+         sponsorship.worker_enabled = off\nsponsorship.worker_batch_size = 1\nsponsorship.payout_worker_enabled = off",
+    );
+    cluster
+        .connect("postgres")
+        .batch_execute("CREATE DATABASE w")
+        .unwrap();
+    let mut c = cluster.connect("w");
+    // 100 events x 200 sponsors, and a backlog of all 20,000 pairs (one pass each at batch size
+    // 1; the worker embeds the new texts first, which queues their rescoring too)
+    c.batch_execute(
+        "SET client_min_messages = warning; CREATE EXTENSION sponsorship CASCADE;
+         INSERT INTO sponsorship.organizations (id, name) VALUES (md5('org')::uuid, 'Org');
+         INSERT INTO sponsorship.events (id, org_id, title, category, city, start_at)
+         SELECT md5('e' || g)::uuid, md5('org')::uuid, 'Event ' || g, (ARRAY['music', 'tech'])[1 + g % 2], 'Austin',
+                now() + interval '10 days'
+           FROM generate_series(1, 100) g;
+         INSERT INTO sponsorship.sponsors (id, name) SELECT md5('s' || g)::uuid, 'Sponsor ' || g FROM generate_series(1, 200) g;
+         INSERT INTO sponsorship.sponsor_profiles (sponsor_id, annual_budget_cents, regions)
+         SELECT md5('s' || g)::uuid, 100000 * g, ARRAY['Austin'] FROM generate_series(1, 200) g;
+         TRUNCATE sponsorship.fit_recalc_queue;
+         INSERT INTO sponsorship.fit_recalc_queue (event_id, sponsor_id, reason)
+         SELECT e.id, s.id, 'backlog' FROM sponsorship.events e CROSS JOIN sponsorship.sponsors s;",
+    )
+    .unwrap();
+    let total = 20_000;
+    let processed = |c: &mut Client| {
+        scalar_i64(
+            c,
+            "SELECT count(*) FROM sponsorship.fit_recalc_queue WHERE processed_at IS NOT NULL AND reason = 'backlog'",
+        )
+    };
+    // (ALTER SYSTEM refuses a transaction block, so one statement at a time)
+    let reload = |c: &mut Client, sql: &str| {
+        for statement in sql.split(';').chain(["SELECT pg_reload_conf()"]) {
+            c.batch_execute(statement).unwrap();
+        }
+    };
+    reload(&mut c, "ALTER SYSTEM SET sponsorship.worker_enabled = on");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while processed(&mut c) < 20 {
+        assert!(Instant::now() < deadline, "the worker did not start draining\n{}", cluster.log());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    reload(&mut c, "ALTER SYSTEM SET sponsorship.worker_enabled = off");
+    // once nothing moves for a second, the worker has stopped
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut last = processed(&mut c);
+    loop {
+        std::thread::sleep(Duration::from_secs(1));
+        let now = processed(&mut c);
+        if now == last {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the worker never stopped");
+        last = now;
+    }
+    assert!(
+        last < total / 2,
+        "switched off, the worker went on to process {last} of {total} rows"
+    );
+    // switched on again with a larger batch: the rest is drained
+    reload(
+        &mut c,
+        "ALTER SYSTEM SET sponsorship.worker_batch_size = 2000; ALTER SYSTEM SET sponsorship.worker_enabled = on",
+    );
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while processed(&mut c) < total {
+        assert!(Instant::now() < deadline, "the rest was not drained\n{}", cluster.log());
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(
+        scalar_i64(&mut c, "SELECT count(*) FROM sponsorship.sponsorship_matches"),
+        total
+    );
+    eprintln!("switched off after {last} of {total} rows; the rest drained after switching on");
+}
+
 struct DropExtension;
 
 impl Drop for DropExtension {
