@@ -344,8 +344,8 @@ fn define_worker_count() {
     GucRegistry::define_int_guc(
         c"sponsorship.worker_count",
         c"Recalculation workers started when sponsorship is in shared_preload_libraries.",
-        c"They drain fit_recalc_queue side by side (rows are claimed with SKIP LOCKED, matches written in one \
-global order, so they never take the same row or deadlock). 0 starts none: drain the queue with pg_cron or \
+        c"They drain fit_recalc_queue side by side (rows are claimed with SKIP LOCKED, so they never take the same \
+row; matches are written under a lock, shared by passes of pairs alone, in one global order). 0 starts none: drain the queue with pg_cron or \
 update_sponsorship_matches(). Read at server start.",
         &WORKER_COUNT,
         0,

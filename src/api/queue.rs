@@ -118,11 +118,16 @@ fn match_row(m: &Marketplace, si: usize, ei: usize, w: &Weights) -> MatchRow {
     }
 }
 
-/// Writes matches in one statement; existing pairs keep their review status.
-fn upsert(rows: Vec<MatchRow>, weights_version: i32) -> Result<usize, pgrx::spi::SpiError> {
+/// Writes matches in one statement; existing pairs keep their review status. Rows are
+/// written in one global order (sponsor, then event), so passes writing side by side (pair
+/// passes share the write lock) wait for each other's rows without deadlock.
+fn upsert(mut rows: Vec<MatchRow>, weights_version: i32) -> Result<usize, pgrx::spi::SpiError> {
     if rows.is_empty() {
         return Ok(0);
     }
+    rows.sort_unstable_by(|a, b| {
+        (a.sponsor.as_bytes(), a.event.as_bytes()).cmp(&(b.sponsor.as_bytes(), b.event.as_bytes()))
+    });
     let n = rows.len();
     let mut events = Vec::with_capacity(n);
     let mut sponsors = Vec::with_capacity(n);
@@ -194,19 +199,27 @@ fn dedup(mut ids: Vec<Uuid>) -> Vec<Uuid> {
 /// changes), else loads what the rows name.
 ///
 /// Several processes drain the queue at once (the workers, pg_cron, direct calls). The
-/// scoring runs side by side; the writing does not. A pass scored on data read at one moment
+/// scoring runs side by side; the writing need not. A pass scored on data read at one moment
 /// and writes afterwards, and meanwhile another pass may have processed an edit of a sponsor
 /// or event it wrote about, having looked for that sponsor's stored pairs before this pass's
 /// new ones were committed: that edit would be lost. So every pass writes under one
-/// transaction-long lock ([`lock_match_writes`]), looks for stored pairs only under it, and
-/// first checks that no match input changed since it read: if one did, it reads and scores
-/// again under the lock. An edit committed after that check queues a row whose pass waits for
-/// the lock, and so sees this pass's writes.
+/// transaction-long lock ([`lock_match_writes`]) and first checks that no match input changed
+/// since it read: if one did, it reads and scores again under the lock.
+///
+/// Only a pass that rescores a whole event or sponsor looks for stored pairs, so only it takes
+/// the lock exclusively (and looks under it); a pass of pairs alone takes it shared. An edit
+/// queues a whole-row entry (the triggers), and the pass that processes it waits for every
+/// pass holding the lock, so it sees their writes: a pass whose check came before the edit
+/// committed holds the lock until it commits; one whose check came after has scored the edit.
+/// Pair passes thus write side by side, in one global order (see [`upsert`]).
 fn process(rows: &[QueueRow], top_k: usize) -> Result<usize, LoadError> {
     let mut call = match_cache::begin()?;
     let (mut out, version) = compute(rows, &[], top_k, &mut call)?;
 
-    lock_match_writes()?;
+    let whole_rows = rows
+        .iter()
+        .any(|r| r.event.is_none() || r.sponsor.is_none());
+    lock_match_writes(whole_rows)?;
     // Stored matches of rescored events and sponsors are refreshed too, so no stale score
     // survives a change.
     let existing = existing_of(rows)?;
@@ -242,11 +255,14 @@ fn process(rows: &[QueueRow], top_k: usize) -> Result<usize, LoadError> {
 }
 
 /// The one lock under which matches are written (held to the end of the transaction):
-/// an advisory lock keyed by the matches table's oid, so it is the extension's own.
-fn lock_match_writes() -> Result<(), pgrx::spi::SpiError> {
-    Spi::run(
-        "SELECT pg_catalog.pg_advisory_xact_lock('sponsorship.sponsorship_matches'::pg_catalog.regclass::pg_catalog.oid::pg_catalog.int4, 0)",
-    )
+/// an advisory lock keyed by the matches table's oid, so it is the extension's own. Taken
+/// exclusively by a pass that looks for stored pairs (see [`process`]), else shared.
+fn lock_match_writes(exclusive: bool) -> Result<(), pgrx::spi::SpiError> {
+    Spi::run(if exclusive {
+        "SELECT pg_catalog.pg_advisory_xact_lock('sponsorship.sponsorship_matches'::pg_catalog.regclass::pg_catalog.oid::pg_catalog.int4, 0)"
+    } else {
+        "SELECT pg_catalog.pg_advisory_xact_lock_shared('sponsorship.sponsorship_matches'::pg_catalog.regclass::pg_catalog.oid::pg_catalog.int4, 0)"
+    })
 }
 
 /// Stored pairs of the events and sponsors the rows rescore against everything.
@@ -459,7 +475,7 @@ pub fn rescore_all_matches(p_top_k: default!(i32, 25)) -> i64 {
     let call = match_cache::begin().or_raise();
     let (mut m, mut w): (Marketplace, Weights) = super::matching::load_marketplace().or_raise();
     let mut top = m.top_matches(p_top_k as usize, &w);
-    lock_match_writes().or_raise();
+    lock_match_writes(true).or_raise();
     if !call.unchanged_since_begin().or_raise() {
         (m, w) = super::matching::load_marketplace().or_raise();
         top = m.top_matches(p_top_k as usize, &w);

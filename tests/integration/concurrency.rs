@@ -75,10 +75,21 @@ pub(crate) fn step(kind: usize, r: &mut Lcg, c: &mut Client) -> Result<(), postg
                 50_000 * (1 + r.below(100))
             )),
         },
-        // direct drains of both queues, and payouts queued (again and again: idempotent)
-        2 | 3 => match r.below(3) {
+        // direct drains of both queues, payouts queued (again and again: idempotent), and
+        // bursts of pairs queued ahead of the edits (so passes of pairs alone, which write
+        // side by side, run beside passes of whole events and sponsors)
+        2 | 3 => match r.below(4) {
             0 => c.batch_execute("SELECT sponsorship.update_sponsorship_matches(10)"),
             1 => c.batch_execute("SELECT sponsorship.process_payout_queue(5)"),
+            2 => c.batch_execute(&format!(
+                "SELECT sponsorship.enqueue_recalc(md5('e' || (1 + (g * {} + {}) % {EVENTS}))::uuid,
+                                                   md5('s' || (1 + (g * {} + {}) % {SPONSORS}))::uuid, 'pair', 2)
+                   FROM generate_series(1, 8) g",
+                1 + r.below(EVENTS - 1),
+                r.below(EVENTS),
+                1 + r.below(SPONSORS - 1),
+                r.below(SPONSORS)
+            )),
             _ => c.batch_execute(&format!(
                 "SELECT sponsorship.queue_sponsorship_payout(md5('order{}')::uuid)",
                 1 + r.below(ORDERS)
@@ -340,6 +351,11 @@ fn workers_cron_and_direct_calls_together_process_every_item_exactly_once() {
     );
 
     let (rows, matches, transfers) = assert_every_item_processed_once(&mut c, &fake, true);
+    let pair_rows = scalar_i64(
+        &mut c,
+        "SELECT count(*) FROM sponsorship.fit_recalc_queue WHERE event_id IS NOT NULL AND sponsor_id IS NOT NULL",
+    );
+    assert!(pair_rows >= 50, "only {pair_rows} pair rows were queued");
 
     // pg_cron ran the drains and no run failed; nothing in the server log went wrong
     assert!(cron_runs(&mut c, "succeeded") >= 2);
@@ -367,7 +383,7 @@ fn workers_cron_and_direct_calls_together_process_every_item_exactly_once() {
         .collect();
     let (_, stats) = fake.http("GET", "/__control/stats", "", &[]);
     eprintln!(
-        "{steps} session steps in {:.1} s; {rows} recalc rows processed once each, by {by_whom:?}; \
+        "{steps} session steps in {:.1} s; {rows} recalc rows ({pair_rows} of pairs) processed once each, by {by_whom:?}; \
          {matches} matches, none stale; {ORDERS} payouts, {} transfers, {} Stripe requests; \
          {} cron runs since the start",
         busy.as_secs_f64(),
