@@ -64,6 +64,14 @@ pub(crate) fn extension_installed() -> bool {
 /// Runs `sql` (one `$1` integer argument, one integer result) in a transaction of its own.
 /// `Ok(None)`: the extension is not installed in this database (yet); `Err`: the pass failed
 /// and was rolled back, with the error's message.
+/// Re-reads the configuration files if a SIGHUP came since the last look (both workers call
+/// it after each nap and between the batches of a backlog).
+pub(crate) fn reload_settings_if_signalled() {
+    if BackgroundWorker::sighup_received() {
+        unsafe { pg_sys::ProcessConfigFile(pg_sys::GucContext::PGC_SIGHUP) };
+    }
+}
+
 fn run_pass(sql: &'static str, batch: i32) -> Result<Option<i64>, String> {
     in_transaction(|| {
         extension_installed().then(|| {
@@ -131,9 +139,7 @@ pub extern "C-unwind" fn sponsorship_recalc_worker_main(arg: pg_sys::Datum) {
         if !BackgroundWorker::wait_latch(Some(nap)) {
             break; // SIGTERM
         }
-        if BackgroundWorker::sighup_received() {
-            unsafe { pg_sys::ProcessConfigFile(pg_sys::GucContext::PGC_SIGHUP) };
-        }
+        reload_settings_if_signalled();
         if !gucs::WORKER_ENABLED.get() {
             continue;
         }
@@ -174,11 +180,9 @@ pub extern "C-unwind" fn sponsorship_recalc_worker_main(arg: pg_sys::Datum) {
                 break;
             }
             // a backlog does not delay a reload: switched off (or resized), it stops here
-            if BackgroundWorker::sighup_received() {
-                unsafe { pg_sys::ProcessConfigFile(pg_sys::GucContext::PGC_SIGHUP) };
-                if !gucs::WORKER_ENABLED.get() {
-                    break;
-                }
+            reload_settings_if_signalled();
+            if !gucs::WORKER_ENABLED.get() {
+                break;
             }
         }
     }

@@ -728,9 +728,7 @@ pub extern "C-unwind" fn sponsorship_payout_worker_main(_arg: pg_sys::Datum) {
         if !BackgroundWorker::wait_latch(Some(nap)) {
             break;
         }
-        if BackgroundWorker::sighup_received() {
-            unsafe { pg_sys::ProcessConfigFile(pg_sys::GucContext::PGC_SIGHUP) };
-        }
+        crate::worker::reload_settings_if_signalled();
         if !gucs::PAYOUT_WORKER_ENABLED.get() {
             continue;
         }
@@ -772,9 +770,7 @@ pub extern "C-unwind" fn sponsorship_payout_worker_main(_arg: pg_sys::Datum) {
                         break;
                     }
                     // between full batches too: being switched off takes effect at once
-                    if BackgroundWorker::sighup_received() {
-                        unsafe { pg_sys::ProcessConfigFile(pg_sys::GucContext::PGC_SIGHUP) };
-                    }
+                    crate::worker::reload_settings_if_signalled();
                     if !gucs::PAYOUT_WORKER_ENABLED.get() {
                         break;
                     }
